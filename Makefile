@@ -1,0 +1,36 @@
+# zzhub — `make demo` runs the hub with simulated cameras, `make test` runs every test.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint unit system-deps bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/zzhub demo $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
+
+# System packages the tests use: GStreamer's RTSP server (the test camera), Chromium (the
+# browser), ffmpeg (HTTP/RTMP test servers), redis-server, iproute2 (loopback-only namespace).
+system-deps:
+	scripts/install-system-deps.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+# Tests run inside a network namespace that has only `lo` when we can make one (root), so no
+# test packet can leave 127.0.0.0/8 (see ../shared/MEDIA-NOTES.md).
+test: $(STAMP) system-deps lint
+	scripts/loopback-only.sh $(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: $(STAMP) system-deps
+	scripts/loopback-only.sh $(BIN)/python -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

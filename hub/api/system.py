@@ -1,0 +1,102 @@
+"""Health, login, identity, centres, stream counters and Prometheus metrics."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from aiohttp import web
+
+from hub import keys
+from hub.auth import check_password
+from hub.errors import ApiError
+from hub.metrics import render_metrics
+
+
+async def health(request: web.Request) -> web.Response:
+    app = request.app
+    cameras = app[keys.CAMERAS].all()
+    return web.json_response(
+        {
+            "status": "ok",
+            "uptime": round(time.time() - app[keys.STARTED], 1),
+            "cameras": len(cameras),
+            "online": sum(1 for c in cameras if c.status() == "online"),
+            "viewers": len(app[keys.WHEP]),
+        }
+    )
+
+
+async def read_json(request: web.Request) -> dict[str, object]:
+    if request.content_type != "application/json":
+        raise ApiError(415, "expected Content-Type: application/json")
+    raw = await request.read()
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise ApiError(400, "body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "body must be a JSON object")
+    return body
+
+
+async def login(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    name, password = body.get("user"), body.get("password")
+    if not isinstance(name, str) or not isinstance(password, str):
+        raise ApiError(400, "user and password (strings) are required")
+    user = request.app[keys.USERS].get(name)
+    if user is None or not check_password(user.password, password):
+        raise ApiError(401, "wrong user name or password")
+    token = request.app[keys.TOKENS].issue(user.name, user.role, user.centre)
+    return web.json_response(
+        {"token": token, "user": user.name, "role": str(user.role), "centre": user.centre}
+    )
+
+
+async def me(request: web.Request) -> web.Response:
+    p = keys.principal(request)
+    centre = request.app[keys.CENTRES].get(p.centre)
+    user = request.app[keys.USERS].get(p.user)
+    cfg = request.app[keys.CONFIG]
+    from signaling.ice import client_ice_servers
+
+    return web.json_response(
+        {
+            "user": p.user,
+            "display_name": user.display_name if user else p.user,
+            "role": str(p.role),
+            "centre": p.centre,
+            "centre_name": centre.name if centre else None,
+            "ice_servers": client_ice_servers(cfg.webrtc.ice_servers),
+        }
+    )
+
+
+async def centres(request: web.Request) -> web.Response:
+    p = keys.principal(request)
+    tree = request.app[keys.CENTRES]
+    return web.json_response([c.to_json() for c in tree.visible_from(p.centre)])
+
+
+async def streams(request: web.Request) -> web.Response:
+    p = keys.principal(request)
+    out = []
+    for cam in request.app[keys.CAMERAS].visible_to(p.centre):
+        out.append({"camera": cam.id, "centre": cam.centre, **cam.stream.stats()})
+    return web.json_response(out)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    keys.principal(request)
+    text = render_metrics(request.app)
+    return web.Response(text=text, content_type="text/plain", charset="utf-8")
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/health", health)
+    app.router.add_post("/api/login", login)
+    app.router.add_get("/api/me", me)
+    app.router.add_get("/api/centres", centres)
+    app.router.add_get("/api/streams", streams)
+    app.router.add_get("/metrics", metrics)

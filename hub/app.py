@@ -1,0 +1,108 @@
+"""The aiohttp application: shared state in typed AppKeys, each service one cleanup context."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from config.schema import HubConfig
+from hub.api import cameras as camera_api
+from hub.api import system as system_api
+from hub.auth import AuthError, TokenIssuer
+from hub.keys import CAMERAS, CENTRES, CONFIG, STARTED, TOKENS, USERS, WHEP
+from hub.cameras import CameraRegistry
+from hub.centres import CentreTree
+from hub.errors import ApiError, Handler, error_middleware
+from signaling.ice import resolve_addresses, use_host_addresses
+from signaling.whep import WhepSession, WhepSessions
+
+log = logging.getLogger(__name__)
+
+
+WEB_ROOT = Path(__file__).parent / "web"
+PUBLIC_PATHS = {"/api/health", "/api/login"}
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    path = request.path
+    needs_auth = (path.startswith("/api") and path not in PUBLIC_PATHS) or path in (
+        "/metrics",
+        "/ws",
+    )
+    if needs_auth:
+        header = request.headers.get("Authorization", "")
+        token = header[7:].strip() if header[:7].lower() == "bearer " else ""
+        if not token and path == "/ws":
+            token = request.query.get("token", "")  # browsers cannot set WS headers
+        if not token:
+            raise ApiError(401, "missing bearer token (Authorization: Bearer TOKEN)")
+        try:
+            request["principal"] = request.app[TOKENS].verify(token)
+        except AuthError as err:
+            raise ApiError(401, str(err)) from None
+    return await handler(request)
+
+
+async def _console(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(WEB_ROOT / "index.html")
+
+
+def build_app(config: HubConfig) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware],
+        client_max_size=config.http.max_body_bytes,
+    )
+    app[CONFIG] = config
+    app[CENTRES] = CentreTree.from_config(config)
+    app[TOKENS] = TokenIssuer(config.auth.secret, config.auth.token_ttl)
+    app[USERS] = {u.name: u for u in config.users}
+    app[STARTED] = time.time()
+    app.cleanup_ctx.append(_webrtc_ctx)
+    app.cleanup_ctx.append(_cameras_ctx)
+    app.cleanup_ctx.append(_whep_ctx)
+    system_api.add_routes(app)
+    camera_api.add_routes(app)
+    app.router.add_get("/", _console)
+    app.router.add_static("/static/", WEB_ROOT, show_index=False)
+    app.router.add_route("*", "/api/{tail:.*}", _unknown_api)
+    return app
+
+
+async def _unknown_api(request: web.Request) -> web.StreamResponse:
+    raise ApiError(404, f"no such endpoint: {request.method} {request.path}")
+
+
+async def _webrtc_ctx(app: web.Application) -> AsyncIterator[None]:
+    cfg = app[CONFIG]
+    use_host_addresses(resolve_addresses(cfg.webrtc.ice_addresses, cfg.http.host))
+    yield
+
+
+async def _cameras_ctx(app: web.Application) -> AsyncIterator[None]:
+    registry = CameraRegistry(app[CONFIG])
+    app[CAMERAS] = registry
+    registry.start()
+    yield
+    await registry.close()
+
+
+async def _whep_ctx(app: web.Application) -> AsyncIterator[None]:
+    cfg = app[CONFIG]
+
+    def closed(session: WhepSession, reason: str) -> None:
+        log.info("viewer %s stopped watching %s (%s)", session.user, session.camera, reason)
+
+    sessions = WhepSessions(
+        cfg.webrtc.ice_servers,
+        connect_timeout=cfg.webrtc.session_timeout,
+        queue_packets=min(cfg.streams.queue_packets, 120),
+        on_close=closed,
+    )
+    app[WHEP] = sessions
+    yield
+    await sessions.close_all()

@@ -1,0 +1,114 @@
+"""Cameras as the hub sees them: config + owning centre + the Stream that pulls it.
+
+The registry owns every Stream; `close()` stops them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from config.schema import CameraConfig, HubConfig, RecordMode
+from streams.registry import SourceOptions, redact_url
+from streams.snapshot import SnapshotUnavailable, snapshot_jpeg
+from streams.stream import Stream, StreamState
+
+
+@dataclass(eq=False)
+class Camera:
+    config: CameraConfig
+    centre: str
+    stream: Stream
+    _snapshot: tuple[int, bytes] | None = None  # (keyframe counter, jpeg)
+
+    @property
+    def id(self) -> str:
+        return self.config.id
+
+    def status(self) -> str:
+        """online | offline | idle, as the API promises."""
+        state = self.stream.state
+        if state is StreamState.ONLINE:
+            return "online"
+        if state is StreamState.IDLE:
+            return "idle"
+        if state is StreamState.CONNECTING and self.stream.connects <= 1:
+            return "idle"  # first connection attempt under way
+        return "offline"
+
+    def to_json(self) -> dict[str, object]:
+        info = self.stream.relay.info
+        return {
+            "id": self.id,
+            "name": self.config.name,
+            "centre": self.centre,
+            "status": self.status(),
+            "codec": str(info.codec) if info else None,
+            "width": info.width if info else None,
+            "height": info.height if info else None,
+            "fps": round(self.stream.fps, 1) or (info.fps if info else None),
+            "viewers": self.stream.viewers,
+            "record": str(self.config.record),
+            "analyse": self.config.analyse,
+            "url": redact_url(self.config.url),
+            "has_substream": self.config.substream_url is not None,
+            "last_error": self.stream.last_error or None,
+        }
+
+    async def snapshot(self, timeout: float) -> bytes:
+        """A JPEG from the cached keyframe; pulls the camera briefly if it is idle."""
+        relay = self.stream.relay
+        with self.stream.acquire("snapshot"):
+            if not relay.gop():
+                await _wait_keyframe(self.stream, timeout)
+            gop = relay.gop()
+            info = relay.info
+            if info is None or not gop:
+                raise SnapshotUnavailable("the camera has sent no keyframe yet")
+            key = relay.keyframes
+            if self._snapshot is not None and self._snapshot[0] == key:
+                return self._snapshot[1]
+            jpeg = await snapshot_jpeg(info, gop[:1] + gop[1:8])
+            self._snapshot = (key, jpeg)
+            return jpeg
+
+
+async def _wait_keyframe(stream: Stream, timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not stream.relay.gop() and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+
+
+class CameraRegistry:
+    def __init__(self, config: HubConfig) -> None:
+        s = config.streams
+        self._cameras: dict[str, Camera] = {}
+        for centre in config.centres:
+            for cam in centre.cameras:
+                stream = Stream(
+                    cam.id,
+                    cam.url,
+                    SourceOptions(name=cam.id, transport=cam.transport, timeout=s.connect_timeout),
+                    linger=s.linger,
+                    always_on=cam.always_on or cam.analyse or cam.record is RecordMode.CONTINUOUS,
+                    backoff=s.backoff,
+                )
+                self._cameras[cam.id] = Camera(cam, centre.code, stream)
+
+    def get(self, camera_id: str) -> Camera | None:
+        return self._cameras.get(camera_id)
+
+    def all(self) -> list[Camera]:
+        return list(self._cameras.values())
+
+    def visible_to(self, scope: str) -> list[Camera]:
+        return [c for c in self._cameras.values() if c.centre.startswith(scope)]
+
+    def start(self) -> None:
+        for cam in self._cameras.values():
+            if cam.stream.always_on:
+                cam.stream.start()
+
+    async def close(self) -> None:
+        await asyncio.gather(*(c.stream.close() for c in self._cameras.values()))

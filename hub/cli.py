@@ -1,0 +1,162 @@
+"""The `zzhub` command: serve, demo, token, check, hash-password."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from config import ConfigError, HubConfig, load_config
+from config.schema import Role
+
+DEMO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.yaml"
+EXIT_CONFIG = 2
+
+
+def _load(path: str | None) -> HubConfig:
+    return load_config(path or DEMO_CONFIG)
+
+
+async def _serve(config: HubConfig, banner: list[str]) -> None:
+    from hub.app import build_app
+
+    app = build_app(config)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, config.http.host, config.http.port)
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    host = config.http.host
+    shown = f"[{host}]" if ":" in host else host
+    print(f"zzhub listening on http://{shown}:{config.http.port}/", flush=True)
+    for line in banner:
+        print(line, flush=True)
+    try:
+        await stop.wait()
+    finally:
+        print("zzhub shutting down", flush=True)
+        await runner.cleanup()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    asyncio.run(_serve(config, []))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    config = _load(None)
+    http = config.http.model_copy(
+        update={
+            "host": args.host or os.environ.get("HOST") or config.http.host,
+            "port": int(args.port or os.environ.get("PORT") or config.http.port),
+            "data_dir": args.data or config.http.data_dir,
+        }
+    )
+    config = config.model_copy(update={"http": http})
+    Path(config.http.data_dir).mkdir(parents=True, exist_ok=True)
+    host = "127.0.0.1" if http.host in ("0.0.0.0", "") else http.host
+    banner = [
+        f"console: http://{host}:{http.port}/",
+        "demo logins (user / password, role, centre):",
+    ]
+    banner += [
+        f"  {u.name} / {u.password}  {u.role}  {u.centre} {u.display_name}" for u in config.users
+    ]
+    banner.append("or mint a token: zzhub token --user NAME --role ROLE --centre CODE")
+    asyncio.run(_serve(config, banner))
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from hub.auth import TokenIssuer
+
+    config = _load(args.config)
+    if not args.centre.isdigit() or len(args.centre) not in (6, 9, 12):
+        print(f"error: --centre {args.centre!r} is not a 6, 9 or 12 digit centre code", file=sys.stderr)
+        return EXIT_CONFIG
+    issuer = TokenIssuer(config.auth.secret, config.auth.token_ttl)
+    print(issuer.issue(args.user, Role(args.role), args.centre, args.ttl))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    cameras = sum(len(c.cameras) for c in config.centres)
+    plain = [u.name for u in config.users if u.password and not u.password.startswith("pbkdf2_")]
+    print(f"{args.config}: ok — {len(config.centres)} centres, {cameras} cameras, {len(config.users)} users")
+    if plain:
+        print(f"warning: plain-text passwords for {', '.join(plain)} (use zzhub hash-password)")
+    return 0
+
+
+def cmd_hash_password(args: argparse.Namespace) -> int:
+    from hub.auth import hash_password
+
+    password = args.password if args.password is not None else sys.stdin.readline().rstrip("\n")
+    print(hash_password(password))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="zzhub", description="Video hub for 综治中心 county/township/village centres")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run the hub with a config file")
+    s.add_argument("-c", "--config", required=True)
+    s.set_defaults(func=cmd_serve)
+
+    d = sub.add_parser("demo", help="run the built-in demo topology with simulated cameras")
+    d.add_argument("--host")
+    d.add_argument("--port", type=int)
+    d.add_argument("--data")
+    d.set_defaults(func=cmd_demo)
+
+    t = sub.add_parser("token", help="print a bearer token (last line of stdout)")
+    t.add_argument("--user", required=True)
+    t.add_argument("--role", required=True, choices=[str(r) for r in Role])
+    t.add_argument("--centre", required=True)
+    t.add_argument("--ttl", type=int, default=None, help="seconds (default: auth.token_ttl)")
+    t.add_argument("-c", "--config", help="config file (default: the demo's)")
+    t.set_defaults(func=cmd_token)
+
+    c = sub.add_parser("check", help="validate a config file (exit 2 on error)")
+    c.add_argument("-c", "--config", required=True)
+    c.set_defaults(func=cmd_check)
+
+    h = sub.add_parser("hash-password", help="hash a password for the users section")
+    h.add_argument("password", nargs="?")
+    h.set_defaults(func=cmd_hash_password)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("aioice", "aiortc"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        code: int = args.func(args)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""Typed keys of the shared state the application holds, and the caller's identity."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from config.schema import HubConfig, UserConfig
+from hub.auth import Principal, TokenIssuer
+from hub.cameras import CameraRegistry
+from hub.centres import CentreTree
+from hub.errors import ApiError
+from signaling.whep import WhepSessions
+
+CONFIG = web.AppKey("config", HubConfig)
+CENTRES = web.AppKey("centres", CentreTree)
+CAMERAS = web.AppKey("cameras", CameraRegistry)
+WHEP = web.AppKey("whep", WhepSessions)
+TOKENS = web.AppKey("tokens", TokenIssuer)
+USERS = web.AppKey("users", dict[str, UserConfig])
+STARTED = web.AppKey("started", float)
+
+
+def principal(request: web.Request) -> Principal:
+    p = request.get("principal")
+    if not isinstance(p, Principal):
+        raise ApiError(401, "authentication required")
+    return p

@@ -1,0 +1,66 @@
+"""RelayTrack: hands a relay's encoded packets to an aiortc sender, no decode, no encode.
+
+aiortc's `RTCRtpSender` packetizes an `av.Packet` returned by `recv()` without re-encoding
+(`H264Encoder.pack`) and never mutates it. The track subscribes to the relay on its first
+`recv()`, i.e. when the sender really starts, so the viewer begins with the cached GOP (a
+keyframe at once) instead of packets that queued up while ICE and DTLS were connecting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import av
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from streams.media import TIME_BASE
+from streams.relay import Consumer, Relay, RelayClosed
+
+
+class RelayTrack(MediaStreamTrack):
+    kind = "video"
+
+    def __init__(
+        self,
+        relay: Callable[[], Relay],
+        *,
+        name: str = "",
+        maxsize: int = 60,
+    ) -> None:
+        super().__init__()
+        self._relay = relay
+        self._name = name
+        self._maxsize = maxsize
+        self.consumer: Consumer | None = None
+        self.sent = 0
+
+    async def recv(self) -> av.Packet:  # type: ignore[override]
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self.consumer is None or self.consumer.closed:
+            relay = self._relay()
+            try:
+                self.consumer = relay.subscribe(self._name, maxsize=self._maxsize)
+            except RelayClosed:
+                self.stop()
+                raise MediaStreamError from None
+        try:
+            packet = await self.consumer.get()
+        except RelayClosed:
+            # the relay was replaced (e.g. a transcoder restarted): resubscribe next time
+            self.consumer = None
+            return await self.recv()
+        out = av.Packet(packet.data)
+        out.pts = packet.pts
+        out.time_base = TIME_BASE
+        self.sent += 1
+        return out
+
+    @property
+    def drops(self) -> int:
+        return self.consumer.drops if self.consumer is not None else 0
+
+    def stop(self) -> None:
+        if self.consumer is not None:
+            self.consumer.close()
+        super().stop()
