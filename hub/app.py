@@ -13,7 +13,7 @@ from config.schema import HubConfig
 from hub.api import cameras as camera_api
 from hub.api import system as system_api
 from hub.auth import AuthError, TokenIssuer
-from hub.keys import CAMERAS, CENTRES, CONFIG, STARTED, TOKENS, USERS, WHEP
+from hub.keys import CAMERAS, CENTRES, CONFIG, PRINCIPAL, STARTED, TOKENS, USERS, WHEP
 from hub.cameras import CameraRegistry
 from hub.centres import CentreTree
 from hub.errors import ApiError, Handler, error_middleware
@@ -42,7 +42,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if not token:
             raise ApiError(401, "missing bearer token (Authorization: Bearer TOKEN)")
         try:
-            request["principal"] = request.app[TOKENS].verify(token)
+            request[PRINCIPAL] = request.app[TOKENS].verify(token)
         except AuthError as err:
             raise ApiError(401, str(err)) from None
     return await handler(request)
@@ -69,12 +69,7 @@ def build_app(config: HubConfig) -> web.Application:
     camera_api.add_routes(app)
     app.router.add_get("/", _console)
     app.router.add_static("/static/", WEB_ROOT, show_index=False)
-    app.router.add_route("*", "/api/{tail:.*}", _unknown_api)
     return app
-
-
-async def _unknown_api(request: web.Request) -> web.StreamResponse:
-    raise ApiError(404, f"no such endpoint: {request.method} {request.path}")
 
 
 async def _webrtc_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -92,6 +92,7 @@ class CameraRegistry:
                     SourceOptions(name=cam.id, transport=cam.transport, timeout=s.connect_timeout),
                     linger=s.linger,
                     always_on=cam.always_on or cam.analyse or cam.record is RecordMode.CONTINUOUS,
+                    instant_start=s.instant_start,
                     backoff=s.backoff,
                 )
                 self._cameras[cam.id] = Camera(cam, centre.code, stream)

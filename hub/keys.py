@@ -18,10 +18,11 @@ WHEP = web.AppKey("whep", WhepSessions)
 TOKENS = web.AppKey("tokens", TokenIssuer)
 USERS = web.AppKey("users", dict[str, UserConfig])
 STARTED = web.AppKey("started", float)
+PRINCIPAL = web.RequestKey("principal", Principal)
 
 
 def principal(request: web.Request) -> Principal:
-    p = request.get("principal")
-    if not isinstance(p, Principal):
+    p = request.get(PRINCIPAL)
+    if p is None:
         raise ApiError(401, "authentication required")
     return p

@@ -83,7 +83,9 @@ class WhepSessions:
         self._connect_timeout = connect_timeout
         self._queue_packets = queue_packets
         self._sessions: dict[str, WhepSession] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._watchers: set[asyncio.Task[None]] = set()  # wait for ICE; safe to cancel
+        self._closers: set[asyncio.Task[bool]] = set()  # closing a peer; awaited, never cancelled
+
         self.created = 0
         self.failed = 0
 
@@ -147,22 +149,24 @@ class WhepSessions:
             if state == "connected":
                 session.connected.set()
             elif state in ("failed", "closed"):
-                self._spawn(self.close(session_id, reason=state))
+                self._spawn_close(session_id, state)
 
-        self._spawn(self._watch_connect(session))
+        watcher = asyncio.get_running_loop().create_task(self._watch_connect(session))
+        self._watchers.add(watcher)
+        watcher.add_done_callback(self._watchers.discard)
         log.info("whep %s: %s viewing %s", session_id, user, stream.name)
         return session, pc.localDescription.sdp
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _spawn_close(self, session_id: str, reason: str) -> None:
+        task = asyncio.get_running_loop().create_task(self.close(session_id, reason=reason))
+        self._closers.add(task)
+        task.add_done_callback(self._closers.discard)
 
     async def _watch_connect(self, session: WhepSession) -> None:
         try:
             await asyncio.wait_for(session.connected.wait(), self._connect_timeout)
         except TimeoutError:
-            await self.close(session.id, reason="ICE did not connect in time")
+            self._spawn_close(session.id, "ICE did not connect in time")
 
     async def close(
         self,
@@ -185,9 +189,13 @@ class WhepSessions:
     async def close_all(self) -> None:
         for session_id in list(self._sessions):
             await self.close(session_id, reason="shutdown")
-        tasks = list(self._tasks)
-        for task in tasks:
+        watchers = list(self._watchers)
+        for task in watchers:
             task.cancel()
-        for task in tasks:
+        for task in watchers:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        # a peer being closed must finish closing: cancelling aiortc's close() midway
+        # breaks it (it awaits its own "closed" future)
+        if self._closers:
+            await asyncio.gather(*self._closers)

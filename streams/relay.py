@@ -112,8 +112,9 @@ class Consumer:
 class Relay:
     """Packets of one video stream, with its GOP cache and its consumers."""
 
-    def __init__(self, name: str, *, gop_limit: int = GOP_CACHE_LIMIT) -> None:
+    def __init__(self, name: str, *, gop_limit: int = GOP_CACHE_LIMIT, replay: bool = True) -> None:
         self.name = name
+        self.replay = replay  # default for subscribe(): start new consumers on the cached GOP
         self.info: StreamInfo | None = None
         self.gop_limit = gop_limit
         self._gop: list[Packet] = []
@@ -184,12 +185,14 @@ class Relay:
         self._info_waiters.clear()
 
     # -- consumer side -------------------------------------------------------------------
-    def subscribe(self, name: str = "", *, maxsize: int = DEFAULT_QUEUE, replay: bool = True) -> Consumer:
+    def subscribe(
+        self, name: str = "", *, maxsize: int = DEFAULT_QUEUE, replay: bool | None = None
+    ) -> Consumer:
         """A new consumer. With `replay`, it starts with the cached GOP (keyframe first)."""
         if self._closed:
             raise RelayClosed(self.name)
         consumer = Consumer(self, name, maxsize)
-        if replay and self._gop:
+        if (self.replay if replay is None else replay) and self._gop:
             # the replayed GOP may be longer than the live bound; let it in whole
             consumer._queue.extend(self._gop)
             consumer.maxsize = max(maxsize, len(self._gop) + maxsize)

@@ -75,6 +75,7 @@ class Stream:
         *,
         linger: float = 10.0,
         always_on: bool = False,
+        instant_start: bool = True,
         backoff: Sequence[tuple[float, int]] = DEFAULT_BACKOFF,
         source_factory: Callable[[str, SourceOptions], Source] = open_source,
     ) -> None:
@@ -83,7 +84,7 @@ class Stream:
         self.options = options or SourceOptions(name=name)
         self.linger = linger
         self.always_on = always_on
-        self.relay = Relay(name)
+        self.relay = Relay(name, replay=instant_start)
         self._delay = backoff_delays(backoff)
         self._source_factory = source_factory
         self._leases: set[Lease] = set()
