@@ -113,7 +113,9 @@ class HttpConfig(Strict):
 
 
 class AuthConfig(Strict):
-    secret: str = Field(min_length=32, description="HS256 signing secret (>= 32 bytes); use env:VAR")
+    secret: str = Field(
+        min_length=32, description="HS256 signing secret (>= 32 bytes); use env:VAR"
+    )
     token_ttl: int = Field(12 * 3600, ge=60, description="seconds")
 
 
@@ -126,13 +128,17 @@ class WebRTCConfig(Strict):
 
 
 class StreamsConfig(Strict):
-    linger: float = Field(10.0, ge=0, description="seconds a camera stays pulled after its last viewer")
+    linger: float = Field(
+        10.0, ge=0, description="seconds a camera stays pulled after its last viewer"
+    )
     queue_packets: int = Field(120, ge=8, description="bounded queue per consumer, packets")
     # replay the cached GOP (packets since the last keyframe) to a new viewer so it starts at
     # once; false makes new viewers wait for the camera's next keyframe (a benchmark baseline)
     instant_start: bool = True
     connect_timeout: float = Field(10.0, gt=0)
-    first_packet_wait: float = Field(5.0, ge=0, description="WHEP waits this long for a camera to connect")
+    first_packet_wait: float = Field(
+        5.0, ge=0, description="WHEP waits this long for a camera to connect"
+    )
     # reconnect backoff: a list of [delay_seconds, times]; the last delay repeats forever
     backoff: list[tuple[float, int]] = [(1.0, 5), (5.0, 5), (10.0, 10), (60.0, 1)]
 

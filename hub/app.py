@@ -13,10 +13,10 @@ from config.schema import HubConfig
 from hub.api import cameras as camera_api
 from hub.api import system as system_api
 from hub.auth import AuthError, TokenIssuer
-from hub.keys import CAMERAS, CENTRES, CONFIG, PRINCIPAL, STARTED, TOKENS, USERS, WHEP
 from hub.cameras import CameraRegistry
 from hub.centres import CentreTree
 from hub.errors import ApiError, Handler, error_middleware
+from hub.keys import CAMERAS, CENTRES, CONFIG, PRINCIPAL, STARTED, TOKENS, USERS, WHEP
 from signaling.ice import resolve_addresses, use_host_addresses
 from signaling.whep import WhepSession, WhepSessions
 

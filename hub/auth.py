@@ -70,7 +70,7 @@ class TokenIssuer:
         except jwt.PyJWTError as err:
             raise AuthError(f"token is not valid: {err}") from None
         try:
-            role = Role(claims.get("role"))
+            role = Role(str(claims.get("role")))
         except ValueError:
             raise AuthError("token carries an unknown role") from None
         centre = claims.get("centre")

@@ -59,8 +59,7 @@ class Camera:
         """A JPEG from the cached keyframe; pulls the camera briefly if it is idle."""
         relay = self.stream.relay
         with self.stream.acquire("snapshot"):
-            if not relay.gop():
-                await _wait_keyframe(self.stream, timeout)
+            await relay.wait_keyframe(timeout)
             gop = relay.gop()
             info = relay.info
             if info is None or not gop:
@@ -71,13 +70,6 @@ class Camera:
             jpeg = await snapshot_jpeg(info, gop[:1] + gop[1:8])
             self._snapshot = (key, jpeg)
             return jpeg
-
-
-async def _wait_keyframe(stream: Stream, timeout: float) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not stream.relay.gop() and loop.time() < deadline:
-        await asyncio.sleep(0.05)
 
 
 class CameraRegistry:

@@ -82,7 +82,10 @@ def cmd_token(args: argparse.Namespace) -> int:
 
     config = _load(args.config)
     if not args.centre.isdigit() or len(args.centre) not in (6, 9, 12):
-        print(f"error: --centre {args.centre!r} is not a 6, 9 or 12 digit centre code", file=sys.stderr)
+        print(
+            f"error: --centre {args.centre!r} is not a 6, 9 or 12 digit centre code",
+            file=sys.stderr,
+        )
         return EXIT_CONFIG
     issuer = TokenIssuer(config.auth.secret, config.auth.token_ttl)
     print(issuer.issue(args.user, Role(args.role), args.centre, args.ttl))
@@ -93,7 +96,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     cameras = sum(len(c.cameras) for c in config.centres)
     plain = [u.name for u in config.users if u.password and not u.password.startswith("pbkdf2_")]
-    print(f"{args.config}: ok — {len(config.centres)} centres, {cameras} cameras, {len(config.users)} users")
+    print(
+        f"{args.config}: ok — {len(config.centres)} centres, {cameras} cameras, "
+        f"{len(config.users)} users"
+    )
     if plain:
         print(f"warning: plain-text passwords for {', '.join(plain)} (use zzhub hash-password)")
     return 0
@@ -108,7 +114,9 @@ def cmd_hash_password(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="zzhub", description="Video hub for 综治中心 county/township/village centres")
+    p = argparse.ArgumentParser(
+        prog="zzhub", description="Video hub for 综治中心 county/township/village centres"
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
 

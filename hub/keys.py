@@ -22,7 +22,7 @@ PRINCIPAL = web.RequestKey("principal", Principal)
 
 
 def principal(request: web.Request) -> Principal:
-    p = request.get(PRINCIPAL)
+    p: Principal | None = request.get(PRINCIPAL)
     if p is None:
         raise ApiError(401, "authentication required")
     return p

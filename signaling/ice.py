@@ -9,14 +9,14 @@ This is the one place zzhub changes a third-party module's global; the hub owns 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import aioice.ice
 from aiortc import RTCConfiguration, RTCIceServer
 
 from config.schema import IceServer
 
-_original_lookup: Callable[[bool, bool], list[str]] = aioice.ice.get_host_addresses
+_original_lookup = aioice.ice.get_host_addresses
 
 
 def is_loopback(host: str) -> bool:
@@ -46,9 +46,7 @@ def use_host_addresses(addresses: Sequence[str] | None) -> None:
     fixed = list(addresses)
 
     def lookup(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-        return [
-            a for a in fixed if (":" in a and use_ipv6) or (":" not in a and use_ipv4)
-        ]
+        return [a for a in fixed if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
 
     aioice.ice.get_host_addresses = lookup
 
@@ -56,8 +54,7 @@ def use_host_addresses(addresses: Sequence[str] | None) -> None:
 def rtc_configuration(servers: Sequence[IceServer]) -> RTCConfiguration:
     return RTCConfiguration(
         iceServers=[
-            RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
-            for s in servers
+            RTCIceServer(urls=s.urls, username=s.username, credential=s.credential) for s in servers
         ]
     )
 

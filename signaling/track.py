@@ -9,6 +9,7 @@ keyframe at once) instead of packets that queued up while ICE and DTLS were conn
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -34,7 +35,7 @@ class RelayTrack(MediaStreamTrack):
         self.consumer: Consumer | None = None
         self.sent = 0
 
-    async def recv(self) -> av.Packet:  # type: ignore[override]
+    async def recv(self) -> av.Packet[Any]:
         if self.readyState != "live":
             raise MediaStreamError
         if self.consumer is None or self.consumer.closed:

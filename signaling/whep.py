@@ -15,7 +15,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import (
+    RTCPeerConnection,
+    RTCRtpCodecCapability,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
 
 from config.schema import IceServer
 from signaling.ice import rtc_configuration
@@ -64,7 +69,7 @@ def _validate_offer(sdp: str) -> None:
         raise OfferError("the offer lacks ICE credentials or a DTLS fingerprint")
 
 
-def _h264_preferences() -> list[object]:
+def _h264_preferences() -> list[RTCRtpCodecCapability]:
     caps = RTCRtpSender.getCapabilities("video")
     return [c for c in caps.codecs if c.mimeType.lower() in ("video/h264", "video/rtx")]
 
@@ -110,7 +115,9 @@ class WhepSessions:
         pc = RTCPeerConnection(rtc_configuration(self._ice_servers))
         session_id = secrets.token_urlsafe(12)
         lease = stream.acquire(f"whep:{session_id}")
-        track = RelayTrack(stream.h264_relay, name=f"whep:{session_id}", maxsize=self._queue_packets)
+        track = RelayTrack(
+            stream.h264_relay, name=f"whep:{session_id}", maxsize=self._queue_packets
+        )
         session = WhepSession(session_id, stream.name, user, pc, track, lease)
         try:
             transceiver = pc.addTransceiver(track, direction="sendonly")
@@ -131,7 +138,7 @@ class WhepSessions:
                     original()
                     transcoder.request_keyframe()
 
-                sender._send_keyframe = send_keyframe
+                sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
         except BaseException:

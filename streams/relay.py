@@ -128,6 +128,7 @@ class Relay:
         self.injected_parameter_sets = 0
         self.last_packet_at = 0.0  # time.time() of the last packet
         self._info_waiters: list[asyncio.Future[StreamInfo]] = []
+        self._keyframe_waiters: list[asyncio.Future[None]] = []
 
     # -- producer side -------------------------------------------------------------------
     def publish_info(self, info: StreamInfo) -> None:
@@ -147,6 +148,10 @@ class Relay:
         if packet.keyframe:
             self.keyframes += 1
             self._gop = [packet]
+            for waiter in self._keyframe_waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+            self._keyframe_waiters.clear()
         elif self._gop:
             if len(self._gop) >= self.gop_limit:
                 self._gop = []  # GOP too long to cache; wait for the next keyframe
@@ -179,10 +184,15 @@ class Relay:
         self._closed = True
         for consumer in list(self._consumers):
             consumer.close()
-        for fut in self._info_waiters:
-            if not fut.done():
-                fut.cancel()
+        waiters: list[asyncio.Future[StreamInfo] | asyncio.Future[None]] = [
+            *self._info_waiters,
+            *self._keyframe_waiters,
+        ]
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.cancel()
         self._info_waiters.clear()
+        self._keyframe_waiters.clear()
 
     # -- consumer side -------------------------------------------------------------------
     def subscribe(
@@ -218,6 +228,21 @@ class Relay:
         fut: asyncio.Future[StreamInfo] = asyncio.get_running_loop().create_future()
         self._info_waiters.append(fut)
         return await asyncio.wait_for(fut, timeout)
+
+    async def wait_keyframe(self, timeout: float) -> bool:
+        """Wait until the GOP cache holds a keyframe; False on timeout."""
+        if self._gop:
+            return True
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._keyframe_waiters.append(fut)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            return False
+        finally:
+            if fut in self._keyframe_waiters:
+                self._keyframe_waiters.remove(fut)
+        return bool(self._gop)
 
     @property
     def consumers(self) -> list[Consumer]:

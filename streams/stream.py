@@ -228,7 +228,11 @@ class Stream:
             delay = self._delay(attempt)
             log.warning(
                 "[%s] %s: %s; retry %d in %.0f s",
-                self.name, redact_url(self.url), self.last_error, attempt + 1, delay,
+                self.name,
+                redact_url(self.url),
+                self.last_error,
+                attempt + 1,
+                delay,
             )
             attempt += 1
             self.reconnects += 1

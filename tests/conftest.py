@@ -17,14 +17,18 @@ SECRET = "test-secret-0123456789abcdef-0123456789"
 COUNTY, TOWN, OTHER_TOWN, VILLAGE = "410922", "410922100", "410922101", "410922100201"
 
 
-def topology(cameras: dict[str, list[dict[str, Any]]] | None = None, **sections: Any) -> dict[str, Any]:
+def topology(
+    cameras: dict[str, list[dict[str, Any]]] | None = None, **sections: Any
+) -> dict[str, Any]:
     """A county → 2 townships → 1 village config dict with small synthetic cameras."""
     small = "size=320x240&fps=25&gop=25"
     cams = cameras or {
         COUNTY: [{"id": "county-cam", "name": "县大厅", "url": f"synthetic://county-cam?{small}"}],
         TOWN: [{"id": "town-cam", "name": "镇大厅", "url": f"synthetic://town-cam?{small}"}],
         OTHER_TOWN: [{"id": "other-cam", "name": "邻镇", "url": f"synthetic://other-cam?{small}"}],
-        VILLAGE: [{"id": "village-cam", "name": "村值班室", "url": f"synthetic://village-cam?{small}"}],
+        VILLAGE: [
+            {"id": "village-cam", "name": "村值班室", "url": f"synthetic://village-cam?{small}"}
+        ],
     }
     names = {COUNTY: "清丰县", TOWN: "城关镇", OTHER_TOWN: "马庄桥镇", VILLAGE: "东关村"}
     data: dict[str, Any] = {
@@ -33,7 +37,8 @@ def topology(cameras: dict[str, list[dict[str, Any]]] | None = None, **sections:
         "streams": {"linger": 0.5, "connect_timeout": 5, "backoff": [[0.2, 1000]]},
         "webrtc": {"session_timeout": 20},
         "centres": [
-            {"code": code, "name": name, "cameras": cams.get(code, [])} for code, name in names.items()
+            {"code": code, "name": name, "cameras": cams.get(code, [])}
+            for code, name in names.items()
         ],
         "users": [
             {"name": "admin", "role": "admin", "centre": COUNTY, "password": "admin-pass"},
@@ -54,7 +59,9 @@ def hub_config() -> HubConfig:
 def token() -> Callable[..., str]:
     issuer = TokenIssuer(SECRET, 3600)
 
-    def make(role: str = "admin", centre: str = COUNTY, user: str = "tester", ttl: int | None = None) -> str:
+    def make(
+        role: str = "admin", centre: str = COUNTY, user: str = "tester", ttl: int | None = None
+    ) -> str:
         return issuer.issue(user, Role(role), centre, ttl)
 
     return make

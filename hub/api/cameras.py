@@ -79,7 +79,8 @@ async def whep_offer(request: web.Request) -> web.Response:
         for url in urls:
             link = f'<{url}>; rel="ice-server"'
             if "username" in server:
-                link += f'; username="{server["username"]}"; credential="{server.get("credential", "")}"'
+                credential = server.get("credential", "")
+                link += f'; username="{server["username"]}"; credential="{credential}"'
                 link += '; credential-type="password"'
             links.append(link)
     if links:
@@ -102,7 +103,9 @@ async def whep_delete(request: web.Request) -> web.Response:
 
 async def whep_patch(request: web.Request) -> web.Response:
     visible_camera(request)
-    raise ApiError(405, "trickle ICE is not supported: send a complete offer", "trickle_unsupported")
+    raise ApiError(
+        405, "trickle ICE is not supported: send a complete offer", "trickle_unsupported"
+    )
 
 
 def add_routes(app: web.Application) -> None:

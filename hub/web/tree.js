@@ -112,7 +112,9 @@ export class CentreTree {
       if (child) body.append(this.centreNode(child, byCode, camsOf));
     }
     const details = el("details", { open: true }, head, body);
-    return el("li", { className: "centre", dataset: { centre: centre.code } }, details);
+    const li = el("li", { className: "centre" }, details);
+    li.dataset.centre = centre.code;
+    return li;
   }
 
   cameraRow(cam) {

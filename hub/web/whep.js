@@ -43,7 +43,7 @@ export class WhepPlayer extends EventTarget {
     this.location = null;
     this._retryTimer = null;
     this._graceTimer = null;
-    this._last = null; // {t, frames} of the previous getStats, for a measured fps
+    this._last = null; // {t, frames, fps} at the last measurement, for a measured fps
   }
 
   async start(videoEl) {
@@ -92,13 +92,18 @@ export class WhepPlayer extends EventTarget {
         reported = s.framesPerSecond;
       }
     });
+    // measured between calls (>= 0.5 s apart); Chromium's framesPerSecond until then
     const now = performance.now();
-    if (typeof reported === "number") {
-      out.fps = reported;
-    } else if (this._last && now > this._last.t && out.framesDecoded >= this._last.frames) {
-      out.fps = ((out.framesDecoded - this._last.frames) * 1000) / (now - this._last.t);
+    const last = this._last;
+    if (last && now - last.t >= 500 && out.framesDecoded >= last.frames) {
+      out.fps = ((out.framesDecoded - last.frames) * 1000) / (now - last.t);
+      this._last = { t: now, frames: out.framesDecoded, fps: out.fps };
+    } else if (last && last.fps != null) {
+      out.fps = last.fps;
+    } else {
+      out.fps = typeof reported === "number" ? reported : 0;
     }
-    this._last = { t: now, frames: out.framesDecoded };
+    if (!last) this._last = { t: now, frames: out.framesDecoded, fps: null };
     return out;
   }
 

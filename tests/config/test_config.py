@@ -45,15 +45,36 @@ def test_defaults_match_documented_values() -> None:
     [
         (lambda d: d.update(colour="red"), "colour: unknown key"),
         (lambda d: d["streams"].update(lingr=3), "streams.lingr: unknown key"),
-        (lambda d: d["centres"][0]["cameras"][0].update(uri="x"), "centres.0.cameras.0.uri: unknown key"),
-        (lambda d: d["centres"].append({"code": "4109", "name": "x"}), "must be 6 (county), 9 (township) or 12"),
-        (lambda d: d["centres"].append({"code": "410922999001", "name": "x"}), "parent 410922999 is not in centres"),
+        (
+            lambda d: d["centres"][0]["cameras"][0].update(uri="x"),
+            "centres.0.cameras.0.uri: unknown key",
+        ),
+        (
+            lambda d: d["centres"].append({"code": "4109", "name": "x"}),
+            "must be 6 (county), 9 (township) or 12",
+        ),
+        (
+            lambda d: d["centres"].append({"code": "410922999001", "name": "x"}),
+            "parent 410922999 is not in centres",
+        ),
         (lambda d: d["centres"].append(dict(d["centres"][0])), "listed twice"),
-        (lambda d: d["centres"][1]["cameras"].append(dict(d["centres"][0]["cameras"][0])), "used twice"),
+        (
+            lambda d: d["centres"][1]["cameras"].append(dict(d["centres"][0]["cameras"][0])),
+            "used twice",
+        ),
         (lambda d: d["auth"].update(secret="short"), "auth.secret"),
-        (lambda d: d["users"].append({"name": "u", "role": "king", "centre": "410922"}), "users.2.role"),
-        (lambda d: d["users"].append({"name": "u", "role": "admin", "centre": "999999"}), "centre 999999 is not in centres"),
-        (lambda d: d["auth"].update(secret="env:ZZHUB_TEST_UNSET_VAR"), "ZZHUB_TEST_UNSET_VAR is not set"),
+        (
+            lambda d: d["users"].append({"name": "u", "role": "king", "centre": "410922"}),
+            "users.2.role",
+        ),
+        (
+            lambda d: d["users"].append({"name": "u", "role": "admin", "centre": "999999"}),
+            "centre 999999 is not in centres",
+        ),
+        (
+            lambda d: d["auth"].update(secret="env:ZZHUB_TEST_UNSET_VAR"),
+            "ZZHUB_TEST_UNSET_VAR is not set",
+        ),
     ],
 )
 def test_bad_configs_name_the_problem(mutate: Any, message: str) -> None:
@@ -66,7 +87,11 @@ def test_bad_configs_name_the_problem(mutate: Any, message: str) -> None:
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "hub.cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=60
+        [sys.executable, "-m", "hub.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
     )
 
 
@@ -95,7 +120,17 @@ def test_check_command_exit_codes(tmp_path: Path) -> None:
 def test_token_command_prints_a_token_the_hub_accepts() -> None:
     from hub.auth import TokenIssuer
 
-    res = run_cli("token", "--user", "kiosk-1", "--role", "terminal", "--centre", "410922100201", "--ttl", "120")
+    res = run_cli(
+        "token",
+        "--user",
+        "kiosk-1",
+        "--role",
+        "terminal",
+        "--centre",
+        "410922100201",
+        "--ttl",
+        "120",
+    )
     assert res.returncode == 0, res.stderr
     token = res.stdout.strip().splitlines()[-1]
     demo = load_config(ROOT / "config" / "demo.yaml")

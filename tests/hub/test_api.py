@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from config.schema import Role
 from hub.auth import TokenIssuer
 from tests.conftest import COUNTY, OTHER_TOWN, TOWN, VILLAGE
 
@@ -18,7 +19,7 @@ Auth = Callable[..., dict[str, str]]
 async def assert_error(resp: Any, status: int, code: str | None = None) -> dict[str, Any]:
     assert resp.status == status, await resp.text()
     assert resp.content_type == "application/json"
-    body = await resp.json()
+    body: dict[str, Any] = await resp.json()
     assert set(body) == {"error"}
     assert isinstance(body["error"]["message"], str) and body["error"]["message"]
     if code:
@@ -40,13 +41,27 @@ async def test_health_needs_no_token(client: Client) -> None:
         {"Authorization": "Bearer"},
         {"Authorization": "Basic YWRtaW46YWRtaW4="},
         {"Authorization": "Bearer not.a.jwt"},
-        {"Authorization": "Bearer " + TokenIssuer("another-secret-0123456789-0123456789", 60).issue("x", "admin", COUNTY)},  # type: ignore[arg-type]
-        {"Authorization": "Bearer " + TokenIssuer("test-secret-0123456789abcdef-0123456789", 60).issue("x", "admin", COUNTY, ttl=-10)},  # type: ignore[arg-type]
+        {
+            "Authorization": "Bearer "
+            + TokenIssuer("another-secret-0123456789-0123456789", 60).issue("x", Role.ADMIN, COUNTY)
+        },
+        {
+            "Authorization": "Bearer "
+            + TokenIssuer("test-secret-0123456789abcdef-0123456789", 60).issue(
+                "x", Role.ADMIN, COUNTY, ttl=-10
+            )
+        },
     ],
     ids=["missing", "empty", "basic", "garbage", "forged", "expired"],
 )
 async def test_bad_tokens_are_401_everywhere(client: Client, headers: dict[str, str]) -> None:
-    for path in ("/api/cameras", "/api/centres", "/api/streams", "/metrics", "/api/cameras/county-cam/snapshot.jpg"):
+    for path in (
+        "/api/cameras",
+        "/api/centres",
+        "/api/streams",
+        "/metrics",
+        "/api/cameras/county-cam/snapshot.jpg",
+    ):
         await assert_error(await client.get(path, headers=headers), 401, "unauthorized")
     resp = await client.post(
         "/api/cameras/county-cam/whep",
@@ -57,7 +72,9 @@ async def test_bad_tokens_are_401_everywhere(client: Client, headers: dict[str, 
     assert (await client.get("/api/health")).status == 200
 
 
-async def test_expired_token_message_says_expired(client: Client, token: Callable[..., str]) -> None:
+async def test_expired_token_message_says_expired(
+    client: Client, token: Callable[..., str]
+) -> None:
     resp = await client.get("/api/cameras", headers={"Authorization": f"Bearer {token(ttl=-5)}"})
     body = await assert_error(resp, 401)
     assert "expired" in body["error"]["message"]
@@ -115,7 +132,11 @@ async def test_foreign_camera_is_404_for_every_endpoint(client: Client, auth: Au
         ("", "application/sdp", 400),
         ("hello", "application/sdp", 400),
         ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n", "application/sdp", 400),
-        ("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=ice-ufrag:x\r\na=fingerprint:sha-256 00\r\n", "application/sdp", 400),
+        (
+            "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=ice-ufrag:x\r\na=fingerprint:sha-256 00\r\n",
+            "application/sdp",
+            400,
+        ),
         ("v=0\r\n", "application/json", 415),
         ("v=0\r\n", "text/plain", 415),
         ("x" * 100_000, "application/sdp", 413),
@@ -146,9 +167,20 @@ async def test_login_with_password(client: Client) -> None:
     assert body["role"] == "operator" and body["centre"] == TOWN
     me = await client.get("/api/me", headers={"Authorization": f"Bearer {body['token']}"})
     assert (await me.json())["user"] == "town-op"
-    await assert_error(await client.post("/api/login", json={"user": "town-op", "password": "x"}), 401)
-    await assert_error(await client.post("/api/login", data="{", headers={"Content-Type": "application/json"}), 400)
-    await assert_error(await client.post("/api/login", data="user=a", headers={"Content-Type": "application/x-www-form-urlencoded"}), 415)
+    await assert_error(
+        await client.post("/api/login", json={"user": "town-op", "password": "x"}), 401
+    )
+    await assert_error(
+        await client.post("/api/login", data="{", headers={"Content-Type": "application/json"}), 400
+    )
+    await assert_error(
+        await client.post(
+            "/api/login",
+            data="user=a",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        ),
+        415,
+    )
     await assert_error(await client.post("/api/login", json=["a"]), 400)
 
 
@@ -162,6 +194,7 @@ async def test_snapshot_is_a_jpeg_of_the_camera(client: Client, auth: Auth) -> N
     import numpy as np
 
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    assert img is not None
     assert img.shape[:2] == (240, 320)
 
 

@@ -59,5 +59,7 @@ async def test_no_blocking_calls_on_the_loop(
                 await v.stop()
     finally:
         loop.set_debug(False)
-    slow = [r.getMessage() for r in caplog.records if "took" in r.getMessage() and r.name == "asyncio"]
+    slow = [
+        r.getMessage() for r in caplog.records if "took" in r.getMessage() and r.name == "asyncio"
+    ]
     assert slow == [], "blocking work on the event loop:\n" + "\n".join(slow)

@@ -31,7 +31,9 @@ async def test_viewer_survives_camera_restart(token: Callable[..., str]) -> None
         )
         async with TestClient(TestServer(build_app(cfg), host="127.0.0.1")) as client:
             viewer = WhepViewer(
-                client.session, str(client.make_url("/api/cameras/gate/whep")), token("operator", COUNTY)
+                client.session,
+                str(client.make_url("/api/cameras/gate/whep")),
+                token("operator", COUNTY),
             )
             await viewer.start()
             await viewer.wait_frames(15, timeout=20)

@@ -8,6 +8,7 @@ import threading
 from aiohttp import ClientSession, web
 
 from config import parse_config
+from config.schema import Role
 from hub.app import build_app
 from hub.auth import TokenIssuer
 from tests.conftest import SECRET, topology
@@ -20,8 +21,17 @@ async def exercise_hub() -> set[asyncio.Task[object]]:
             {
                 "410922": [
                     {"id": "a", "name": "A", "url": "synthetic://a?size=320x240&fps=25&gop=25"},
-                    {"id": "b", "name": "B", "url": "synthetic://b?size=320x240&fps=15&gop=15&codec=mjpeg"},
-                    {"id": "rec", "name": "R", "url": "synthetic://rec?size=320x240&fps=15", "always_on": True},
+                    {
+                        "id": "b",
+                        "name": "B",
+                        "url": "synthetic://b?size=320x240&fps=15&gop=15&codec=mjpeg",
+                    },
+                    {
+                        "id": "rec",
+                        "name": "R",
+                        "url": "synthetic://rec?size=320x240&fps=15",
+                        "always_on": True,
+                    },
                 ]
             }
         )
@@ -32,14 +42,16 @@ async def exercise_hub() -> set[asyncio.Task[object]]:
     await site.start()
     port = runner.addresses[0][1]
     base = f"http://127.0.0.1:{port}"
-    token = TokenIssuer(SECRET, 60).issue("t", "admin", "410922")  # type: ignore[arg-type]
+    token = TokenIssuer(SECRET, 60).issue("t", Role.ADMIN, "410922")
     async with ClientSession() as http:
         viewers = [WhepViewer(http, f"{base}/api/cameras/{cam}/whep", token) for cam in ("a", "b")]
         for v in viewers:
             await v.start()
         for v in viewers:
             await v.wait_frames(3, timeout=30)
-        async with http.get(f"{base}/api/cameras/a/snapshot.jpg", headers={"Authorization": f"Bearer {token}"}) as r:
+        async with http.get(
+            f"{base}/api/cameras/a/snapshot.jpg", headers={"Authorization": f"Bearer {token}"}
+        ) as r:
             assert r.status == 200
         # viewers vanish without DELETE: shutdown must still close their sessions
         for v in viewers:

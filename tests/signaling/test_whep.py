@@ -33,10 +33,10 @@ async def test_viewer_decodes_h264_passthrough_and_delete_ends_it(
     assert viewer.sizes == {(320, 240)}
     cam = await camera_json(client, t, "county-cam")
     assert cam["viewers"] == 1 and cam["status"] == "online" and cam["codec"] == "h264"
-    stream = client.app[CAMERAS].get("county-cam").stream  # type: ignore[index,union-attr]
+    stream = client.app[CAMERAS].get("county-cam").stream
     assert stream.transcoder is None, "H.264 must not be transcoded"
     await viewer.stop()
-    assert len(client.app[WHEP]) == 0  # type: ignore[index]
+    assert len(client.app[WHEP]) == 0
     assert (await camera_json(client, t, "county-cam"))["viewers"] == 0
 
 
@@ -47,7 +47,7 @@ async def test_many_viewers_one_upstream_pull(client: Client, token: Callable[..
     for v in viewers:
         await v.start()
     await asyncio.gather(*(v.wait_frames(5) for v in viewers))
-    stream = client.app[CAMERAS].get("town-cam").stream  # type: ignore[index,union-attr]
+    stream = client.app[CAMERAS].get("town-cam").stream
     assert stream.connects == 1
     assert len(stream.relay.consumers) == 3
     for v in viewers:
@@ -55,10 +55,20 @@ async def test_many_viewers_one_upstream_pull(client: Client, token: Callable[..
     assert stream.viewers == 0
 
 
-async def test_non_h264_camera_is_transcoded_once_for_all_viewers(token: Callable[..., str]) -> None:
+async def test_non_h264_camera_is_transcoded_once_for_all_viewers(
+    token: Callable[..., str],
+) -> None:
     cfg = parse_config(
         topology(
-            {COUNTY: [{"id": "hevc-cam", "name": "H.265", "url": "synthetic://hevc-cam?size=320x240&fps=15&gop=15&codec=hevc"}]}
+            {
+                COUNTY: [
+                    {
+                        "id": "hevc-cam",
+                        "name": "H.265",
+                        "url": "synthetic://hevc-cam?size=320x240&fps=15&gop=15&codec=hevc",
+                    }
+                ]
+            }
         )
     )
     async with TestClient(TestServer(build_app(cfg), host="127.0.0.1")) as client:
