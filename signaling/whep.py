@@ -114,7 +114,7 @@ class WhepSessions:
         _validate_offer(offer_sdp)
         pc = RTCPeerConnection(rtc_configuration(self._ice_servers))
         session_id = secrets.token_urlsafe(12)
-        lease = stream.acquire(f"whep:{session_id}")
+        lease = stream.acquire(f"whep:{session_id}", viewer=True)
         track = RelayTrack(
             stream.h264_relay, name=f"whep:{session_id}", maxsize=self._queue_packets
         )

@@ -1,10 +1,10 @@
 """Sources registered by URL scheme, as import strings so an unused protocol costs nothing.
 
-    rtsp://, rtsps://          streams.rtsp:RtspSource       (our asyncio RTSP/RTP client)
-    rtmp://, rtmps://          streams.pyav_source:PyAVSource
-    http://, https://          streams.pyav_source:PyAVSource  (MJPEG, FLV, MPEG-TS)
-    file://                    streams.pyav_source:FileSource  (loops the file)
-    synthetic://NAME?...       streams.synthetic:SyntheticSource
+rtsp://, rtsps://          streams.rtsp:RtspSource       (our asyncio RTSP/RTP client)
+rtmp://, rtmps://          streams.pyav_source:PyAVSource
+http://, https://          streams.pyav_source:PyAVSource  (MJPEG, FLV, MPEG-TS)
+file://                    streams.pyav_source:FileSource  (loops the file)
+synthetic://NAME?...       streams.synthetic:SyntheticSource
 """
 
 from __future__ import annotations
@@ -49,7 +49,9 @@ def source_class(url: str) -> SourceFactory:
     scheme = urlsplit(url).scheme.lower()
     target = SCHEMES.get(scheme)
     if target is None:
-        raise UnknownScheme(f"unsupported camera URL scheme {scheme!r} (known: {', '.join(SCHEMES)})")
+        raise UnknownScheme(
+            f"unsupported camera URL scheme {scheme!r} (known: {', '.join(SCHEMES)})"
+        )
     module_name, _, attr = target.partition(":")
     factory: SourceFactory = getattr(importlib.import_module(module_name), attr)
     return factory

@@ -49,9 +49,10 @@ def backoff_delays(schedule: Sequence[tuple[float, int]]) -> Callable[[int], flo
 class Lease:
     """A claim on a stream; release it (or use `with`) when done."""
 
-    def __init__(self, stream: Stream, holder: str) -> None:
+    def __init__(self, stream: Stream, holder: str, viewer: bool) -> None:
         self.stream = stream
         self.holder = holder
+        self.viewer = viewer  # a person watching (counted in `viewers`), not a probe or snapshot
         self.released = False
 
     def release(self) -> None:
@@ -127,7 +128,7 @@ class Stream:
 
     @property
     def viewers(self) -> int:
-        return len(self._leases)
+        return sum(1 for lease in self._leases if lease.viewer)
 
     @property
     def fps(self) -> float:
@@ -137,8 +138,8 @@ class Stream:
         return (len(w) - 1) / (w[-1] - w[0]) if w[-1] > w[0] else 0.0
 
     # -- demand ---------------------------------------------------------------------------
-    def acquire(self, holder: str) -> Lease:
-        lease = Lease(self, holder)
+    def acquire(self, holder: str, *, viewer: bool = False) -> Lease:
+        lease = Lease(self, holder, viewer)
         self._leases.add(lease)
         if self._linger_handle is not None:
             self._linger_handle.cancel()

@@ -62,10 +62,11 @@ class Console {
       $("login-password").value = "";
       await this.enter();
     } catch (err) {
-      const text =
-        err instanceof ApiError && err.status === 401
-          ? `用户名或密码错误 Wrong user name or password (${err.message})`
-          : `登录失败 Sign-in failed: ${describeError(err)}`;
+      let text = `登录失败 Sign-in failed: ${describeError(err)}`;
+      if (err instanceof ApiError && err.status === 401) {
+        text = "用户名或密码错误 Wrong user name or password";
+        if (!/wrong user name or password/i.test(err.message)) text += ` (${err.message})`;
+      }
       this.showLogin(text);
     } finally {
       button.disabled = false;

@@ -62,7 +62,8 @@ class Tile {
     this.root.dataset.frames = String(this.stats.framesDecoded);
     this.root.dataset.fps = String(Math.round(this.stats.fps));
     this.dot.className = `dot status-${camera.status}`;
-    this.state.textContent = STATE[player.state] || player.state;
+    const waiting = player.state === "playing" && camera.status === "offline";
+    this.state.textContent = waiting ? STATUS.offline : STATE[player.state] || player.state;
     this.fps.textContent = player.state === "playing" ? `${this.stats.fps.toFixed(0)} fps` : "– fps";
     const size = this.stats.width ? `${this.stats.width}×${this.stats.height}` : "";
     this.fps.title = size;

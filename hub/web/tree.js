@@ -154,8 +154,8 @@ export class CentreTree {
     row.classList.toggle("playing", playing);
     row.querySelector(".dot").className = `dot status-${cam.status}`;
     row.querySelector(".camera-status").textContent = STATUS[cam.status] || cam.status;
-    row.querySelector(".camera-viewers").textContent = cam.viewers
-      ? `${cam.viewers} 人观看 viewing`
-      : "";
+    const viewers = row.querySelector(".camera-viewers");
+    viewers.textContent = cam.viewers ? `观看 ${cam.viewers}` : "";
+    viewers.title = cam.viewers ? `${cam.viewers} 人观看 ${cam.viewers} viewing` : "";
   }
 }

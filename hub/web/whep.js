@@ -81,7 +81,6 @@ export class WhepPlayer extends EventTarget {
     if (!pc) return out;
     const receiver = pc.getReceivers().find((r) => r.track && r.track.kind === "video");
     const report = await (receiver ? receiver.getStats() : pc.getStats());
-    let reported = null;
     report.forEach((s) => {
       if (s.type === "inbound-rtp" && s.kind === "video") {
         out.framesDecoded = s.framesDecoded || 0;
@@ -89,21 +88,20 @@ export class WhepPlayer extends EventTarget {
         out.height = s.frameHeight || 0;
         out.bytesReceived = s.bytesReceived || 0;
         out.packetsLost = s.packetsLost || 0;
-        reported = s.framesPerSecond;
       }
     });
-    // measured between calls (>= 0.5 s apart); Chromium's framesPerSecond until then
+    // Measured between calls at least 0.5 s apart. Not Chromium's framesPerSecond: the hub
+    // replays the current GOP to a new viewer, and that burst would read as 100+ fps. The
+    // first window with frames is skipped for the same reason.
     const now = performance.now();
     const last = this._last;
-    if (last && now - last.t >= 500 && out.framesDecoded >= last.frames) {
-      out.fps = ((out.framesDecoded - last.frames) * 1000) / (now - last.t);
-      this._last = { t: now, frames: out.framesDecoded, fps: out.fps };
-    } else if (last && last.fps != null) {
-      out.fps = last.fps;
-    } else {
-      out.fps = typeof reported === "number" ? reported : 0;
+    if (!last || last.frames === 0 || out.framesDecoded < last.frames) {
+      this._last = { t: now, frames: out.framesDecoded, fps: 0 };
+    } else if (now - last.t >= 500) {
+      const measured = ((out.framesDecoded - last.frames) * 1000) / (now - last.t);
+      this._last = { t: now, frames: out.framesDecoded, fps: measured };
     }
-    if (!last) this._last = { t: now, frames: out.framesDecoded, fps: null };
+    out.fps = this._last.fps;
     return out;
   }
 

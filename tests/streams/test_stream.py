@@ -81,10 +81,12 @@ async def test_one_pull_for_many_consumers_and_linger_release() -> None:
     cam = ScriptedCamera(forever=True)
     stream = make_stream(cam)
     assert stream.state is StreamState.IDLE
-    leases = [stream.acquire(f"viewer{i}") for i in range(5)]
+    leases = [stream.acquire(f"viewer{i}", viewer=True) for i in range(5)]
+    probe = stream.acquire("probe")
     await stream.wait_state(StreamState.ONLINE, timeout=2)
     assert cam.connections == 1 and cam.running == 1
-    assert stream.viewers == 5
+    assert stream.viewers == 5, "a probe lease is not a viewer"
+    probe.release()
     for lease in leases:
         lease.release()
     assert str(stream.state) == "online"  # lingering
