@@ -126,6 +126,7 @@ class Relay:
         self.keyframes = 0
         self.drops = 0
         self.injected_parameter_sets = 0
+        self._inband_parameter_sets = b""
         self.last_packet_at = 0.0  # time.time() of the last packet
         self._info_waiters: list[asyncio.Future[StreamInfo]] = []
         self._keyframe_waiters: list[asyncio.Future[None]] = []
@@ -133,6 +134,7 @@ class Relay:
     # -- producer side -------------------------------------------------------------------
     def publish_info(self, info: StreamInfo) -> None:
         self.info = info
+        self._inband_parameter_sets = b""  # a new connection may bring new ones
         for fut in self._info_waiters:
             if not fut.done():
                 fut.set_result(info)
@@ -161,19 +163,25 @@ class Relay:
             consumer._offer(packet)
 
     def _with_parameter_sets(self, packet: Packet) -> Packet:
-        """Prepend SPS/PPS to an H.264 keyframe that lacks them (SDP-only parameter sets)."""
+        """Prepend SPS/PPS to an H.264 keyframe that lacks them (SDP-only parameter sets).
+
+        The newest in-band SPS/PPS win over the SDP's, so a camera that changes resolution
+        mid-stream keeps being injected with the right ones."""
         info = self.info
-        if (
-            not packet.keyframe
-            or info is None
-            or info.codec is not Codec.H264
-            or not info.parameter_sets
-            or h264.has_sps(packet.data)
-        ):
+        if not packet.keyframe or info is None or info.codec is not Codec.H264:
+            return packet
+        nals = h264.split_annexb(packet.data)
+        if any(h264.nal_type(n) == h264.NAL_SPS for n in nals):
+            self._inband_parameter_sets = h264.join_annexb(
+                [n for n in nals if h264.nal_type(n) in (h264.NAL_SPS, h264.NAL_PPS)]
+            )
+            return packet
+        parameter_sets = self._inband_parameter_sets or info.parameter_sets
+        if not parameter_sets:
             return packet
         self.injected_parameter_sets += 1
         return Packet(
-            data=info.parameter_sets + packet.data,
+            data=parameter_sets + packet.data,
             pts=packet.pts,
             keyframe=True,
             captured=packet.captured,

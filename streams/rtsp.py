@@ -56,6 +56,18 @@ class RtspSource:
         self._reorder = ReorderBuffer()
         self._ssrc = int.from_bytes(os.urandom(4), "big")
 
+    def stats(self) -> dict[str, int]:
+        """RTP-level counters of the current connection, for /api/streams."""
+        r = self.receiver
+        if r is None:
+            return {}
+        return {
+            "rtp_packets": r.packets,
+            "rtp_bytes": r.bytes,
+            "rtp_lost": r.depacketizer.lost,
+            "pictures_dropped": r.depacketizer.dropped,
+        }
+
     async def run(self, sink: PacketSink) -> None:
         options = self.options
         self._reorder = ReorderBuffer()

@@ -105,6 +105,7 @@ class Stream:
         self.last_error = ""
         self.online_since = 0.0
         self._fps_window: list[float] = []
+        self._source: Source | None = None
         self._h264: Relay | None = None
         self._transcoder: _Transcoder | None = None
 
@@ -211,6 +212,7 @@ class Stream:
             self._set_state(StreamState.CONNECTING)
             self._new_session = True
             source = self._source_factory(self.url, self.options)
+            self._source = source
             started = time.monotonic()
             self.connects += 1
             try:
@@ -307,6 +309,9 @@ class Stream:
         }
         if self._transcoder is not None:
             out["transcoder"] = self._transcoder.stats()
+        source_stats = getattr(self._source, "stats", None)
+        if callable(source_stats):
+            out["source"] = source_stats()
         return out
 
 

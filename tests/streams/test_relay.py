@@ -133,3 +133,18 @@ async def test_async_iteration_stops_when_consumer_closed() -> None:
     await asyncio.wait_for(task, 1)
     assert seen == [0, 1]
     assert relay.consumers == []
+
+
+def test_newest_inband_parameter_sets_are_injected() -> None:
+    relay = Relay("cam")
+    old_sps = bytes([0x67, 0x42, 0xC0, 0x1E, 0x01])
+    relay.publish_info(
+        StreamInfo(Codec.H264, 640, 360, 25.0, parameter_sets=h264.join_annexb([old_sps, PPS]))
+    )
+    relay.publish(key(0, with_sps=True))  # in-band SPS (the 1280x720 one)
+    relay.publish(key(90000, with_sps=False))
+    consumer = relay.subscribe("c")
+    p = consumer.get_nowait()
+    assert p is not None
+    nals = h264.split_annexb(p.data)
+    assert nals[0] == SPS, "the camera's newest SPS, not the SDP's"
