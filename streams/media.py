@@ -45,8 +45,9 @@ class StreamInfo:
     width: int = 0
     height: int = 0
     fps: float = 0.0
-    # H.264/H.265: parameter sets (SPS/PPS, VPS) in Annex-B form (each with a start code),
-    # from the SDP `sprop-parameter-sets` or the container's extradata. Empty when unknown.
+    # Codec configuration. H.264/H.265: parameter sets (SPS/PPS, VPS) in Annex-B form (each
+    # with a start code), from the SDP `sprop-parameter-sets` or the container's extradata;
+    # MPEG-4: the VOL header from extradata. Empty when unknown.
     parameter_sets: bytes = b""
 
 
@@ -84,6 +85,8 @@ class Source(Protocol):
     `sink.on_packet()` for each access unit until the connection ends. It returns (camera ended
     the stream) or raises `SourceError` (could not connect, timed out). Cancelling `run()` must
     close the connection and stop any thread it started before the cancellation completes.
+    Constructors should not raise; problems with the URL are raised by `run()` as SourceError
+    (the Stream also treats a constructor error as a failed connection).
     """
 
     async def run(self, sink: PacketSink) -> None: ...

@@ -211,11 +211,11 @@ class Stream:
         while True:
             self._set_state(StreamState.CONNECTING)
             self._new_session = True
-            source = self._source_factory(self.url, self.options)
-            self._source = source
             started = time.monotonic()
             self.connects += 1
             try:
+                source = self._source_factory(self.url, self.options)
+                self._source = source
                 await source.run(self)
                 self.last_error = "camera ended the stream"
             except SourceError as err:
