@@ -94,7 +94,7 @@ async def page(browser: Any, hub: Hub) -> AsyncIterator[Any]:
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.set_default_timeout(15_000)
+    page.set_default_timeout(30_000)  # a cold CI machine starts Chromium slowly
     await page.goto(f"{hub.url}/")
     try:
         yield page
