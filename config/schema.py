@@ -125,6 +125,8 @@ class WebRTCConfig(Strict):
     ice_addresses: list[str] = []
     ice_servers: list[IceServer] = []
     session_timeout: float = Field(30.0, gt=0, description="seconds to reach ICE connected")
+    # lean RTP send loop for passthrough viewers (signaling/fastpath.py); false: aiortc's own
+    fast_rtp: bool = True
 
 
 class StreamsConfig(Strict):

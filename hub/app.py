@@ -96,6 +96,7 @@ async def _whep_ctx(app: web.Application) -> AsyncIterator[None]:
         cfg.webrtc.ice_servers,
         connect_timeout=cfg.webrtc.session_timeout,
         queue_packets=min(cfg.streams.queue_packets, 120),
+        fast_rtp=cfg.webrtc.fast_rtp,
         on_close=closed,
     )
     app[WHEP] = sessions

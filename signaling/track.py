@@ -14,7 +14,7 @@ from typing import Any
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from streams.media import TIME_BASE
+from streams.media import TIME_BASE, Packet
 from streams.relay import Consumer, Relay, RelayClosed
 
 
@@ -35,7 +35,8 @@ class RelayTrack(MediaStreamTrack):
         self.consumer: Consumer | None = None
         self.sent = 0
 
-    async def recv(self) -> av.Packet[Any]:
+    async def next_packet(self) -> Packet:
+        """The next relay packet as it is (shared with every other consumer: read only)."""
         if self.readyState != "live":
             raise MediaStreamError
         if self.consumer is None or self.consumer.closed:
@@ -50,11 +51,17 @@ class RelayTrack(MediaStreamTrack):
         except RelayClosed:
             # the relay was replaced (e.g. a transcoder restarted): resubscribe next time
             self.consumer = None
-            return await self.recv()
+            return await self.next_packet()
+        self.sent += 1
+        return packet
+
+    async def recv(self) -> av.Packet[Any]:
+        """For aiortc's own sender loop: the packet as an `av.Packet` it packs without
+        re-encoding. (signaling/fastpath.py bypasses this.)"""
+        packet = await self.next_packet()
         out = av.Packet(packet.data)
         out.pts = packet.pts
         out.time_base = TIME_BASE
-        self.sent += 1
         return out
 
     @property

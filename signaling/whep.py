@@ -23,6 +23,7 @@ from aiortc import (
 )
 
 from config.schema import IceServer
+from signaling.fastpath import FastSender
 from signaling.ice import rtc_configuration
 from signaling.track import RelayTrack
 from streams.stream import Lease, Stream
@@ -42,6 +43,7 @@ class WhepSession:
     pc: RTCPeerConnection
     track: RelayTrack
     lease: Lease
+    fast: FastSender | None = None
     created: float = field(default_factory=time.time)
     connected: asyncio.Event = field(default_factory=asyncio.Event)
     closed: bool = False
@@ -81,9 +83,11 @@ class WhepSessions:
         *,
         connect_timeout: float = 30.0,
         queue_packets: int = 60,
+        fast_rtp: bool = True,
         on_close: Callable[[WhepSession, str], None] | None = None,
     ) -> None:
         self._on_close = on_close
+        self._fast_rtp = fast_rtp
         self._ice_servers = ice_servers
         self._connect_timeout = connect_timeout
         self._queue_packets = queue_packets
@@ -128,6 +132,8 @@ class WhepSessions:
                 await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             except Exception as err:
                 raise OfferError(f"cannot use the offer: {err or type(err).__name__}") from None
+            if self._fast_rtp:
+                session.fast = FastSender.install(transceiver.sender, track)
             transcoder = stream.transcoder
             if transcoder is not None:
                 # a viewer's keyframe request reaches the shared encoder (rate-limited there)
