@@ -2,17 +2,21 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+STAMP  := $(VENV)/.installed-test
+DEMO_STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit system-deps bench clean
+.PHONY: demo test lint system-deps bench clean
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+$(DEMO_STAMP): pyproject.toml
+	scripts/make-venv.sh $(VENV) $(PYTHON)
+	$(BIN)/pip install -q -e .
+	touch $(DEMO_STAMP)
+
+$(STAMP): pyproject.toml $(DEMO_STAMP)
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/zzhub demo $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
 
 # System packages the tests use: GStreamer's RTSP server (the test camera), Chromium (the
