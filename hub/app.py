@@ -13,10 +13,12 @@ from config.schema import HubConfig
 from hub.api import cameras as camera_api
 from hub.api import system as system_api
 from hub.auth import AuthError, TokenIssuer
-from hub.cameras import CameraRegistry
+from hub.cameras import Camera, CameraRegistry
 from hub.centres import CentreTree
+from hub.db import Database
 from hub.errors import ApiError, Handler, error_middleware
-from hub.keys import CAMERAS, CENTRES, CONFIG, PRINCIPAL, STARTED, TOKENS, USERS, WHEP
+from hub.events import EventBus
+from hub.keys import CAMERAS, CENTRES, CONFIG, DB, EVENTS, PRINCIPAL, STARTED, TOKENS, USERS, WHEP
 from signaling.ice import resolve_addresses, use_host_addresses
 from signaling.whep import WhepSession, WhepSessions
 
@@ -62,6 +64,8 @@ def build_app(config: HubConfig) -> web.Application:
     app[TOKENS] = TokenIssuer(config.auth.secret, config.auth.token_ttl)
     app[USERS] = {u.name: u for u in config.users}
     app[STARTED] = time.time()
+    app[EVENTS] = EventBus()
+    app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_webrtc_ctx)
     app.cleanup_ctx.append(_cameras_ctx)
     app.cleanup_ctx.append(_whep_ctx)
@@ -70,6 +74,16 @@ def build_app(config: HubConfig) -> web.Application:
     app.router.add_get("/", _console)
     app.router.add_static("/static/", WEB_ROOT, show_index=False)
     return app
+
+
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    data_dir = Path(app[CONFIG].http.data_dir)
+    db = Database(data_dir / "zzhub.sqlite3")
+    await db.open()
+    app[DB] = db
+    yield
+    app[EVENTS].close()
+    await db.close()
 
 
 async def _webrtc_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -81,6 +95,14 @@ async def _webrtc_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _cameras_ctx(app: web.Application) -> AsyncIterator[None]:
     registry = CameraRegistry(app[CONFIG])
     app[CAMERAS] = registry
+    events = app[EVENTS]
+
+    def status_changed(camera: Camera, old: str, new: str) -> None:
+        events.publish(
+            "camera.status", camera.centre, {"camera": camera.id, "status": new, "was": old}
+        )
+
+    registry.on_status(status_changed)
     registry.start()
     yield
     await registry.close()

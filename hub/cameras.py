@@ -6,6 +6,7 @@ The registry owns every Stream; `close()` stops them all.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from config.schema import CameraConfig, HubConfig, RecordMode
@@ -20,6 +21,7 @@ class Camera:
     centre: str
     stream: Stream
     _snapshot: tuple[int, bytes] | None = None  # (keyframe counter, jpeg)
+    _last_status: str = "idle"
 
     @property
     def id(self) -> str:
@@ -88,6 +90,21 @@ class CameraRegistry:
                     backoff=s.backoff,
                 )
                 self._cameras[cam.id] = Camera(cam, centre.code, stream)
+
+    def on_status(self, listener: Callable[[Camera, str, str], None]) -> None:
+        """Call `listener(camera, old, new)` when a camera's API status changes
+        (online / offline / idle)."""
+        for cam in self._cameras.values():
+
+            def changed(
+                stream: Stream, old: StreamState, new: StreamState, cam: Camera = cam
+            ) -> None:
+                status = cam.status()
+                if status != cam._last_status:
+                    previous, cam._last_status = cam._last_status, status
+                    listener(cam, previous, status)
+
+            cam.stream.state_listeners.append(changed)
 
     def get(self, camera_id: str) -> Camera | None:
         return self._cameras.get(camera_id)

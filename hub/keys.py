@@ -8,7 +8,9 @@ from config.schema import HubConfig, UserConfig
 from hub.auth import Principal, TokenIssuer
 from hub.cameras import CameraRegistry
 from hub.centres import CentreTree
+from hub.db import Database
 from hub.errors import ApiError
+from hub.events import EventBus
 from signaling.whep import WhepSessions
 
 CONFIG = web.AppKey("config", HubConfig)
@@ -18,6 +20,8 @@ WHEP = web.AppKey("whep", WhepSessions)
 TOKENS = web.AppKey("tokens", TokenIssuer)
 USERS = web.AppKey("users", dict[str, UserConfig])
 STARTED = web.AppKey("started", float)
+DB = web.AppKey("db", Database)
+EVENTS = web.AppKey("events", EventBus)
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 

@@ -94,6 +94,8 @@ class Stream:
         self._stopping: asyncio.Task[None] | None = None
         self._state = StreamState.IDLE
         self._state_changed = asyncio.Event()
+        # called as listener(stream, old, new) on every state change (event loop thread)
+        self.state_listeners: list[Callable[[Stream, StreamState, StreamState], None]] = []
         # timeline continuity across connections
         self._offset = 0
         self._last_pts: int | None = None
@@ -116,10 +118,16 @@ class Stream:
 
     def _set_state(self, state: StreamState) -> None:
         if state is not self._state:
-            log.info("[%s] %s -> %s", self.name, self._state, state)
+            old = self._state
+            log.info("[%s] %s -> %s", self.name, old, state)
             self._state = state
             self._state_changed.set()
             self._state_changed = asyncio.Event()
+            for listener in list(self.state_listeners):
+                try:
+                    listener(self, old, state)
+                except Exception:
+                    log.exception("[%s] state listener failed", self.name)
 
     async def wait_state(self, *states: StreamState, timeout: float) -> StreamState:
         async with asyncio.timeout(timeout):

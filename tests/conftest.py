@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +19,19 @@ from hub.auth import TokenIssuer
 
 SECRET = "test-secret-0123456789abcdef-0123456789"
 COUNTY, TOWN, OTHER_TOWN, VILLAGE = "410922", "410922100", "410922101", "410922100201"
+
+
+def _test_data_root() -> Path:
+    """Data dirs of the hubs this test process builds; removed when the session ends."""
+    root = Path(tempfile.gettempdir()) / f"zzhub-tests-{os.getpid()}"
+    root.mkdir(exist_ok=True)
+    return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_test_data() -> Iterator[None]:
+    yield
+    shutil.rmtree(_test_data_root(), ignore_errors=True)
 
 
 def topology(
@@ -32,7 +49,12 @@ def topology(
     }
     names = {COUNTY: "清丰县", TOWN: "城关镇", OTHER_TOWN: "马庄桥镇", VILLAGE: "东关村"}
     data: dict[str, Any] = {
-        "http": {"host": "127.0.0.1", "port": 0, "max_body_bytes": 64 * 1024},
+        "http": {
+            "host": "127.0.0.1",
+            "port": 0,
+            "max_body_bytes": 64 * 1024,
+            "data_dir": tempfile.mkdtemp(prefix="hub-", dir=_test_data_root()),
+        },
         "auth": {"secret": SECRET},
         "streams": {"linger": 0.5, "connect_timeout": 5, "backoff": [[0.2, 1000]]},
         "webrtc": {"session_timeout": 20},
