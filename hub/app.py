@@ -18,7 +18,22 @@ from hub.centres import CentreTree
 from hub.db import Database
 from hub.errors import ApiError, Handler, error_middleware
 from hub.events import EventBus
-from hub.keys import CAMERAS, CENTRES, CONFIG, DB, EVENTS, PRINCIPAL, STARTED, TOKENS, USERS, WHEP
+from hub.keys import (
+    CAMERAS,
+    CENTRES,
+    CONFIG,
+    DB,
+    EVENTS,
+    PRESENCE,
+    PRINCIPAL,
+    STARTED,
+    TOKENS,
+    USERS,
+    WHEP,
+    WS,
+)
+from hub.presence import Presence
+from hub.ws import WsRouter, register_builtin, ws_handler
 from signaling.ice import resolve_addresses, use_host_addresses
 from signaling.whep import WhepSession, WhepSessions
 
@@ -65,15 +80,24 @@ def build_app(config: HubConfig) -> web.Application:
     app[USERS] = {u.name: u for u in config.users}
     app[STARTED] = time.time()
     app[EVENTS] = EventBus()
+    app[PRESENCE] = Presence(app[EVENTS], {u.name for u in config.users if u.duty})
+    app[WS] = WsRouter()
+    register_builtin(app[WS], app[PRESENCE])
+    app.on_shutdown.append(_close_websockets)
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_webrtc_ctx)
     app.cleanup_ctx.append(_cameras_ctx)
     app.cleanup_ctx.append(_whep_ctx)
     system_api.add_routes(app)
     camera_api.add_routes(app)
+    app.router.add_get("/ws", ws_handler)
     app.router.add_get("/", _console)
     app.router.add_static("/static/", WEB_ROOT, show_index=False)
     return app
+
+
+async def _close_websockets(app: web.Application) -> None:
+    await app[WS].close_all()
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:

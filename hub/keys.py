@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
 from config.schema import HubConfig, UserConfig
@@ -11,6 +13,10 @@ from hub.centres import CentreTree
 from hub.db import Database
 from hub.errors import ApiError
 from hub.events import EventBus
+from hub.presence import Presence
+
+if TYPE_CHECKING:
+    from hub.ws import WsRouter
 from signaling.whep import WhepSessions
 
 CONFIG = web.AppKey("config", HubConfig)
@@ -21,6 +27,8 @@ TOKENS = web.AppKey("tokens", TokenIssuer)
 USERS = web.AppKey("users", dict[str, UserConfig])
 STARTED = web.AppKey("started", float)
 DB = web.AppKey("db", Database)
+PRESENCE = web.AppKey("presence", Presence)
+WS: web.AppKey[WsRouter] = web.AppKey("ws")
 EVENTS = web.AppKey("events", EventBus)
 PRINCIPAL = web.RequestKey("principal", Principal)
 

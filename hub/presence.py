@@ -1,0 +1,95 @@
+"""Who is connected: users and terminals with their status, and centres derived from them.
+
+A user is online while it has at least one WebSocket open; its status is `online`, `busy`
+(set by the user) or `in_call` (set by calls and rooms). A centre is online while any of its
+terminals or users is. Changes are published on the event bus as topic `presence`.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass, field
+
+from config.schema import Role
+from hub.events import EventBus
+
+
+class Status(enum.StrEnum):
+    OFFLINE = "offline"
+    ONLINE = "online"
+    BUSY = "busy"
+    IN_CALL = "in_call"
+
+
+@dataclass
+class Member:
+    user: str
+    role: Role
+    centre: str
+    connections: int = 0
+    status: Status = Status.OFFLINE
+    since: float = field(default_factory=time.time)
+    duty: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "user": self.user,
+            "role": str(self.role),
+            "centre": self.centre,
+            "status": str(self.status),
+            "since": self.since,
+            "duty": self.duty,
+        }
+
+
+class Presence:
+    def __init__(self, events: EventBus, duty_users: set[str] | None = None) -> None:
+        self._events = events
+        self._members: dict[str, Member] = {}
+        self._duty_users = duty_users or set()
+
+    def _set(self, member: Member, status: Status) -> None:
+        if member.status is status:
+            return
+        member.status = status
+        member.since = time.time()
+        self._events.publish("presence", member.centre, member.to_json())
+
+    def connect(self, user: str, role: Role, centre: str) -> Member:
+        member = self._members.get(user)
+        if member is None or member.centre != centre:
+            member = Member(user, role, centre, duty=user in self._duty_users)
+            self._members[user] = member
+        member.connections += 1
+        if member.status is Status.OFFLINE:
+            self._set(member, Status.ONLINE)
+        return member
+
+    def disconnect(self, user: str) -> None:
+        member = self._members.get(user)
+        if member is None:
+            return
+        member.connections = max(0, member.connections - 1)
+        if member.connections == 0:
+            self._set(member, Status.OFFLINE)
+
+    def set_status(self, user: str, status: Status) -> None:
+        member = self._members.get(user)
+        if member is not None and member.connections > 0:
+            self._set(member, status)
+
+    def get(self, user: str) -> Member | None:
+        return self._members.get(user)
+
+    def online(self, scope: str = "") -> list[Member]:
+        return [
+            m for m in self._members.values() if m.connections > 0 and m.centre.startswith(scope)
+        ]
+
+    def online_in(self, centre: str) -> list[Member]:
+        """Members connected at exactly this centre."""
+        return [m for m in self._members.values() if m.connections > 0 and m.centre == centre]
+
+    def centre_online(self, centre: str) -> bool:
+        return bool(self.online_in(centre))
