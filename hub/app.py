@@ -26,6 +26,7 @@ from hub.keys import (
     EVENTS,
     PRESENCE,
     PRINCIPAL,
+    ROOMS,
     STARTED,
     TOKENS,
     USERS,
@@ -33,6 +34,7 @@ from hub.keys import (
     WS,
 )
 from hub.presence import Presence
+from hub.rooms import Rooms
 from hub.ws import WsRouter, register_builtin, ws_handler
 from signaling.ice import resolve_addresses, use_host_addresses
 from signaling.whep import WhepSession, WhepSessions
@@ -81,6 +83,7 @@ def build_app(config: HubConfig) -> web.Application:
     app[STARTED] = time.time()
     app[EVENTS] = EventBus()
     app[PRESENCE] = Presence(app[EVENTS], {u.name for u in config.users if u.duty})
+    app[ROOMS] = Rooms(app[EVENTS])
     app[WS] = WsRouter()
     register_builtin(app[WS], app[PRESENCE])
     app.on_shutdown.append(_close_websockets)

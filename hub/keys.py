@@ -14,6 +14,7 @@ from hub.db import Database
 from hub.errors import ApiError
 from hub.events import EventBus
 from hub.presence import Presence
+from hub.rooms import Rooms
 
 if TYPE_CHECKING:
     from hub.ws import WsRouter
@@ -28,6 +29,7 @@ USERS = web.AppKey("users", dict[str, UserConfig])
 STARTED = web.AppKey("started", float)
 DB = web.AppKey("db", Database)
 PRESENCE = web.AppKey("presence", Presence)
+ROOMS = web.AppKey("rooms", Rooms)
 WS: web.AppKey[WsRouter] = web.AppKey("ws")
 EVENTS = web.AppKey("events", EventBus)
 PRINCIPAL = web.RequestKey("principal", Principal)
