@@ -153,6 +153,9 @@ class Rooms:
             raise RoomError(404, f"no room {room_id!r} for you")
         return room
 
+    def active(self) -> list[Room]:
+        return [r for r in self._rooms.values() if not r.ended]
+
     def list_for(self, who: Principal) -> list[Room]:
         return [
             r
