@@ -59,20 +59,23 @@ class Database:
                 "SELECT version FROM schema_versions WHERE component = ?", (component,)
             ).fetchone()
             done = row["version"] if row else 0
+            if not component.replace("_", "").isalnum():
+                raise ValueError(f"bad component name {component!r}")
             for version, sql in enumerate(statements, start=1):
                 if version <= done:
                     continue
-                conn.execute("BEGIN")
+                # one script so that several statements and the version move together
+                script = (
+                    f"BEGIN;\n{sql.strip().rstrip(';')};\n"
+                    "INSERT INTO schema_versions (component, version) "
+                    f"VALUES ('{component}', {version}) "
+                    "ON CONFLICT(component) DO UPDATE SET version = excluded.version;\nCOMMIT;"
+                )
                 try:
-                    conn.executescript(sql) if ";" in sql.strip().rstrip(";") else conn.execute(sql)
-                    conn.execute(
-                        "INSERT INTO schema_versions (component, version) VALUES (?, ?) "
-                        "ON CONFLICT(component) DO UPDATE SET version = excluded.version",
-                        (component, version),
-                    )
-                    conn.execute("COMMIT")
+                    conn.executescript(script)
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
                     raise
 
         await self._run(apply)
