@@ -34,6 +34,7 @@ test: $(STAMP) system-deps lint
 	scripts/loopback-only.sh $(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: $(STAMP) system-deps
+	BENCH=1 scripts/install-system-deps.sh
 	scripts/loopback-only.sh $(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
