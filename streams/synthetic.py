@@ -11,6 +11,11 @@ NAME and a frame counter are burned in.
 - `live=1` encodes live in a thread with the wall-clock time (HH:MM:SS.mmm) burned in and the
   capture time in `Packet.meta["capture_ms"]`, for latency measurements.
 - `codec=h264|hevc|mjpeg` makes non-H.264 cameras for tests of conversion paths.
+- `scene=bars` (default) is the moving picture above. For motion analysis and mosaics:
+  `scene=static` is a still room (NAME burned in, no counter), `scene=intruder` the same room
+  where a dark box walks in from the left after `enter` seconds (default 2) and stops at 70 %
+  of the width, on the middle band of the picture (give it a `loop` longer than the test),
+  and `scene=solid&colour=RRGGBB` a plain colour (NAME small in a corner).
 """
 
 from __future__ import annotations
@@ -44,6 +49,15 @@ BARS = [(191, 191, 191), (0, 191, 191), (191, 191, 0), (0, 191, 0), (191, 0, 191
         (191, 0, 0)]
 
 
+SCENES = ("bars", "static", "intruder", "solid")
+
+
+def _colour(text: str) -> tuple[int, int, int]:
+    """RRGGBB (hex) → a BGR tuple."""
+    value = int(text.lstrip("#"), 16)
+    return (value & 0xFF, (value >> 8) & 0xFF, (value >> 16) & 0xFF)
+
+
 def _bitrate(text: str) -> int:
     text = text.strip().lower()
     scale = {"k": 1_000, "m": 1_000_000}.get(text[-1:], 1)
@@ -61,6 +75,9 @@ class SyntheticParams:
     codec: Codec = Codec.H264
     live: bool = False
     loop: float = LOOP_SECONDS  # length of the replayed loop, seconds (whole GOPs)
+    scene: str = "bars"  # bars | static | intruder | solid (see the module docstring)
+    colour: tuple[int, int, int] = (0, 0, 0)  # scene=solid, BGR
+    enter: float = 2.0  # scene=intruder: seconds into the loop when the box starts to enter
 
     @classmethod
     def from_url(cls, url: str) -> SyntheticParams:
@@ -78,11 +95,16 @@ class SyntheticParams:
                 codec=Codec.from_name(query.get("codec", "h264")),
                 live=query.get("live", "0") in ("1", "true", "yes"),
                 loop=float(query.get("loop", str(LOOP_SECONDS))),
+                scene=query.get("scene", "bars"),
+                colour=_colour(query.get("colour", "000000")),
+                enter=float(query.get("enter", "2")),
             )
         except ValueError as exc:
             raise SourceError(f"bad synthetic camera URL {url!r}: {exc}") from None
         if params.codec not in (Codec.H264, Codec.HEVC, Codec.MJPEG):
             raise SourceError(f"synthetic camera: codec must be h264, hevc or mjpeg ({url!r})")
+        if params.scene not in SCENES:
+            raise SourceError(f"synthetic camera: scene must be one of {', '.join(SCENES)}")
         if not (16 <= params.width <= 4096 and 16 <= params.height <= 4096
                 and 1 <= params.fps <= 120 and params.gop >= 1 and params.bitrate > 0
                 and 0 < params.loop <= 60):
@@ -107,9 +129,12 @@ class Painter:
             self.bars[:, i * w // len(BARS) : (i + 1) * w // len(BARS)] = colour
         self.scale = max(0.4, h / 720 * 1.2)
         self.box = max(8, h // 6)
+        self._room_image: Image | None = None  # the still scenes' background, drawn once
 
     def draw(self, index: int, extra: str = "") -> Image:
         p = self.params
+        if p.scene != "bars":
+            return self._scene(index)
         phase = (index % self.period) / self.period  # one full cycle per loop: seamless
         img: Image = np.roll(self.bars, int(phase * p.width), axis=1)
         x = int((p.width - self.box) * (0.5 + 0.5 * math.sin(2 * math.pi * phase)))
@@ -122,6 +147,40 @@ class Painter:
             cv2.putText(img, text, (8, line_h * (i + 1)), cv2.FONT_HERSHEY_SIMPLEX,
                         self.scale, (255, 255, 255), max(1, int(2 * self.scale)), cv2.LINE_AA)
         return img
+
+
+    def _scene(self, index: int) -> Image:
+        """The still scenes (static, intruder, solid): nothing moves but the intruder."""
+        p = self.params
+        if p.scene == "solid":
+            img: Image = np.empty((p.height, p.width, 3), np.uint8)
+            img[:] = p.colour
+            cv2.putText(img, p.name, (4, max(12, p.height // 20)), cv2.FONT_HERSHEY_SIMPLEX,
+                        max(0.3, p.height / 1000), (255, 255, 255), 1, cv2.LINE_AA)
+            return img
+        img = self._room().copy()
+        seconds = (index % self.period) / p.fps
+        if p.scene == "intruder" and seconds >= p.enter:
+            size = max(8, p.height // 4)
+            x = min(int(0.7 * p.width), int(-size + (seconds - p.enter) * 0.35 * p.width))
+            y = (p.height - size) // 2
+            img[y : y + size, max(0, x) : max(0, x + size)] = (40, 40, 40)
+        return img
+
+    def _room(self) -> Image:
+        room = self._room_image
+        if room is None:
+            p = self.params
+            ramp = np.linspace(150, 210, p.width, dtype=np.float32).astype(np.uint8)
+            room = np.repeat(np.repeat(ramp[None, :, None], p.height, 0), 3, 2)
+            w, h = p.width, p.height
+            cv2.rectangle(room, (w // 10, h // 10), (w // 4, h // 3), (90, 120, 150), -1)
+            cv2.rectangle(room, (w * 3 // 4, h * 2 // 3), (w * 9 // 10, h * 9 // 10),
+                          (120, 150, 90), -1)
+            cv2.putText(room, p.name, (8, max(16, int(30 * self.scale))),
+                        cv2.FONT_HERSHEY_SIMPLEX, self.scale, (0, 0, 0), 2, cv2.LINE_AA)
+            self._room_image = room
+        return room
 
 
 class Encoder:
