@@ -4,11 +4,16 @@ aiortc's `RTCRtpSender` packetizes an `av.Packet` returned by `recv()` without r
 (`H264Encoder.pack`) and never mutates it. The track subscribes to the relay on its first
 `recv()`, i.e. when the sender really starts, so the viewer begins with the cached GOP (a
 keyframe at once) instead of packets that queued up while ICE and DTLS were connecting.
+
+`kind="audio"` serves a relay of Opus packets (forwarded browser microphones): their `pts` are
+on the 48 kHz Opus clock, so such a track is built with `time_base=Fraction(1, 48000)` and
+aiortc's Opus `pack()` keeps the timing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from fractions import Fraction
 from typing import Any
 
 import av
@@ -27,8 +32,12 @@ class RelayTrack(MediaStreamTrack):
         *,
         name: str = "",
         maxsize: int = 60,
+        kind: str = "video",
+        time_base: Fraction = TIME_BASE,
     ) -> None:
         super().__init__()
+        self.kind = kind
+        self._time_base = time_base
         self._relay = relay
         self._name = name
         self._maxsize = maxsize
@@ -61,7 +70,7 @@ class RelayTrack(MediaStreamTrack):
         packet = await self.next_packet()
         out = av.Packet(packet.data)
         out.pts = packet.pts
-        out.time_base = TIME_BASE
+        out.time_base = self._time_base
         return out
 
     @property
