@@ -8,7 +8,7 @@ import importlib
 import sys
 import traceback
 
-NAMES = ("viewers", "instant_start", "latency", "cameras")
+NAMES = ("viewers", "instant_start", "latency", "cameras", "recording", "motion", "mosaic")
 
 
 def main(argv: list[str] | None = None) -> int:

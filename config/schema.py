@@ -47,6 +47,64 @@ class RecordMode(enum.StrEnum):
     ON_ALERT = "on_alert"
 
 
+class MotionZoneConfig(Strict):
+    name: str = "zone"
+    # normalised (x, y) points, 0..1 from the picture's top-left corner; at least 3
+    polygon: Annotated[list[tuple[float, float]], Field(min_length=3)]
+
+    @field_validator("polygon")
+    @classmethod
+    def _inside(cls, v: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        if any(not (0 <= x <= 1 and 0 <= y <= 1) for x, y in v):
+            raise ValueError("zone points are normalised: x and y between 0 and 1")
+        return v
+
+
+class ScheduleWindowConfig(Strict):
+    """Weekdays (1 = Monday … 7 = Sunday) and a time range "HH:MM"; an end at or before the
+    start runs past midnight (e.g. 18:00 → 08:00, after hours)."""
+
+    days: list[Annotated[int, Field(ge=1, le=7)]] = [1, 2, 3, 4, 5, 6, 7]
+    start: str = "00:00"
+    end: str = "00:00"
+
+    @field_validator("start", "end")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", v):
+            raise ValueError(f"time {v!r} must be HH:MM (24 h)")
+        return v
+
+
+class MotionConfig(Strict):
+    """Motion analysis of a camera with `analyse: true` (streams/motion.py)."""
+
+    enabled: bool = True
+    zones: list[MotionZoneConfig] = []  # empty: the whole picture
+    schedule: list[ScheduleWindowConfig] = []  # empty: always armed
+    timezone: str = "Asia/Shanghai"
+    fps: float = Field(5.0, gt=0, le=30)
+    height: int = Field(100, ge=32, le=1080, description="analysis picture height, px")
+    threshold: int = Field(25, ge=1, le=255, description="luma difference")
+    min_area: float = Field(0.005, gt=0, le=1, description="largest blob, share of picture")
+    alpha: float = Field(0.1, gt=0, le=1, description="running-average weight")
+    min_frames: int = Field(2, ge=1)
+    quiet: float = Field(3.0, ge=0, description="seconds without motion ending an episode")
+    cooldown: float = Field(30.0, ge=0, description="seconds between two motion alerts")
+    keyframes_only: bool = False  # decode keyframes alone (cameras with a short GOP)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}") from None
+        return v
+
+
 class CameraConfig(Strict):
     id: str
     name: str
@@ -56,6 +114,11 @@ class CameraConfig(Strict):
     record: RecordMode = RecordMode.OFF
     analyse: bool = False
     always_on: bool = False
+    motion: MotionConfig = MotionConfig()  # used when `analyse` is true
+    fire_experimental: bool = False  # EXPERIMENTAL fire-like colour/flicker alerts (analyse)
+    # record: on_alert — seconds of video kept in memory and written before the event
+    # (default: recording.pre_event_seconds)
+    pre_event: float | None = Field(None, ge=0, le=120)
 
     @field_validator("id")
     @classmethod
@@ -145,6 +208,72 @@ class StreamsConfig(Strict):
     backoff: list[tuple[float, int]] = [(1.0, 5), (5.0, 5), (10.0, 10), (60.0, 1)]
 
 
+class RecordingConfig(Strict):
+    """The recorder (streams/recorder.py) and its store (hub/recordings.py)."""
+
+    dir: str = Field("", description="recordings root; empty: DATA_DIR/recordings")
+    segment_seconds: float = Field(60.0, ge=2, le=3600, description="cut on the next keyframe")
+    fragment_seconds: float = Field(2.0, gt=0, le=10, description="max MP4 fragment (crash loss)")
+    queue_packets: int = Field(250, ge=8, description="bounded writer queue per recording")
+    retention_days: float = Field(30.0, gt=0, description="segments older than this are deleted")
+    quota_bytes: int = Field(0, ge=0, description="max bytes of recordings; 0: no quota")
+    min_free_bytes: int = Field(
+        1_000_000_000, ge=0, description="keep this much disk free (delete oldest first)"
+    )
+    cleanup_interval: float = Field(30.0, gt=0, description="seconds between retention passes")
+    pre_event_seconds: float = Field(10.0, ge=0, le=120)
+    pre_event_max_bytes: int = Field(8_000_000, ge=0, description="per camera ring bound")
+    post_event_seconds: float = Field(30.0, ge=1, description="on_alert: record this long after")
+    max_clip_seconds: float = Field(4 * 3600.0, gt=0, description="longest clip.mp4 export")
+
+
+class AlertsConfig(Strict):
+    pre_event: float = Field(10.0, ge=0, description="seconds of recording before an alert")
+    camera_status: bool = True  # camera_offline / camera_online alerts
+
+
+class DutyConfig(Strict):
+    """值班查岗: prompts at random intervals to on-duty users, escalated when unanswered."""
+
+    enabled: bool = False
+    min_interval: float = Field(1800.0, gt=0, description="seconds")
+    max_interval: float = Field(5400.0, gt=0, description="seconds")
+    answer_within: float = Field(300.0, gt=0, description="seconds before escalation")
+    roles: list[Role] = [Role.OPERATOR]
+    users: list[str] = []  # empty: every configured user with one of `roles`
+    hours: list[ScheduleWindowConfig] = []  # empty: around the clock
+    timezone: str = "Asia/Shanghai"
+
+    @model_validator(mode="after")
+    def _range(self) -> DutyConfig:
+        if self.max_interval < self.min_interval:
+            raise ValueError("duty.max_interval must be >= duty.min_interval")
+        return self
+
+
+class WallConfig(Strict):
+    """A wall mosaic defined in the config (a physical video wall), like POST /api/walls."""
+
+    id: str
+    name: str = ""
+    centre: str
+    layout: Literal[1, 4, 9, 16] = 4
+    cameras: list[str] = []
+    width: int = Field(1920, ge=160, le=3840)
+    height: int = Field(1080, ge=90, le=2160)
+    fps: float = Field(15.0, gt=0, le=30)
+
+
+class CallsConfig(Strict):
+    """Calls and roll calls (hub/calls.py, hub/rollcall.py)."""
+
+    ring_timeout: float = Field(30.0, ge=1, le=600, description="seconds a call rings (missed)")
+    rollcall_timeout: float = Field(
+        60.0, ge=1, le=3600, description="seconds duty terminals have to answer a roll call"
+    )
+    max_live: int = Field(500, ge=1, le=100_000, description="live calls, and live roll calls")
+
+
 class RedisConfig(Strict):
     url: str | None = None
 
@@ -155,8 +284,32 @@ class HubConfig(Strict):
     webrtc: WebRTCConfig = WebRTCConfig()
     streams: StreamsConfig = StreamsConfig()
     redis: RedisConfig = RedisConfig()
+    calls: CallsConfig = CallsConfig()
+    recording: RecordingConfig = RecordingConfig()
     centres: Annotated[list[CentreConfig], Field(min_length=1)]
     users: list[UserConfig] = []
+    alerts: AlertsConfig = AlertsConfig()
+    duty: DutyConfig = DutyConfig()
+    walls: list[WallConfig] = []
+
+    @model_validator(mode="after")
+    def _walls(self) -> HubConfig:
+        cameras = {cam.id for c in self.centres for cam in c.cameras}
+        centres = {c.code for c in self.centres}
+        ids: set[str] = set()
+        for wall in self.walls:
+            if wall.id in ids:
+                raise ValueError(f"wall id {wall.id!r} is used twice")
+            ids.add(wall.id)
+            if wall.centre not in centres:
+                raise ValueError(f"wall {wall.id!r}: centre {wall.centre} is not in centres")
+            if len(wall.cameras) > wall.layout:
+                raise ValueError(f"wall {wall.id!r}: {len(wall.cameras)} cameras for "
+                                 f"{wall.layout} tiles")
+            for cam in wall.cameras:
+                if cam and cam not in cameras:
+                    raise ValueError(f"wall {wall.id!r}: unknown camera {cam!r}")
+        return self
 
     @model_validator(mode="after")
     def _tree(self) -> HubConfig:

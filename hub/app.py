@@ -10,7 +10,13 @@ from pathlib import Path
 from aiohttp import web
 
 from config.schema import HubConfig
+from hub import recordings_app, rooms_app, walls_app
+from hub.api import audit as audit_api
+from hub.api import calls as calls_api
 from hub.api import cameras as camera_api
+from hub.api import recordings as recordings_api
+from hub.api import rollcalls as rollcalls_api
+from hub.api import rooms as rooms_api
 from hub.api import system as system_api
 from hub.auth import AuthError, TokenIssuer
 from hub.cameras import Camera, CameraRegistry
@@ -90,9 +96,23 @@ def build_app(config: HubConfig) -> web.Application:
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_webrtc_ctx)
     app.cleanup_ctx.append(_cameras_ctx)
+    app.cleanup_ctx.append(recordings_app.audit_ctx)
+    app.cleanup_ctx.append(recordings_app.recordings_ctx)
+    app.cleanup_ctx.append(walls_app.monitoring_ctx)  # alerts, walls, duty checks
     app.cleanup_ctx.append(_whep_ctx)
+    app.cleanup_ctx.append(calls_api.calls_ctx)  # calls and roll calls (issue 3)
+    app.cleanup_ctx.append(rollcalls_api.rollcalls_ctx)
+    app.cleanup_ctx.append(rooms_app.rooms_ctx)  # the SFU; torn down first
     system_api.add_routes(app)
     camera_api.add_routes(app)
+    calls_api.add_routes(app)
+    calls_api.register_ws(app)
+    rollcalls_api.add_routes(app)
+    rollcalls_api.register_ws(app)
+    recordings_api.add_routes(app)
+    audit_api.add_routes(app)
+    walls_app.add_routes(app)
+    rooms_api.add_routes(app)
     app.router.add_get("/ws", ws_handler)
     app.router.add_get("/", _console)
     app.router.add_static("/static/", WEB_ROOT, show_index=False)
@@ -140,6 +160,7 @@ async def _whep_ctx(app: web.Application) -> AsyncIterator[None]:
 
     def closed(session: WhepSession, reason: str) -> None:
         log.info("viewer %s stopped watching %s (%s)", session.user, session.camera, reason)
+        recordings_app.whep_closed(app, session, reason)  # audit, end of a playback
 
     sessions = WhepSessions(
         cfg.webrtc.ice_servers,
@@ -147,6 +168,7 @@ async def _whep_ctx(app: web.Application) -> AsyncIterator[None]:
         queue_packets=min(cfg.streams.queue_packets, 120),
         fast_rtp=cfg.webrtc.fast_rtp,
         on_close=closed,
+        on_open=lambda session: recordings_app.whep_opened(app, session),
     )
     app[WHEP] = sessions
     yield

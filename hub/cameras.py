@@ -21,7 +21,6 @@ class Camera:
     centre: str
     stream: Stream
     _snapshot: tuple[int, bytes] | None = None  # (keyframe counter, jpeg)
-    _last_status: str = "idle"
 
     @property
     def id(self) -> str:
@@ -94,14 +93,15 @@ class CameraRegistry:
     def on_status(self, listener: Callable[[Camera, str, str], None]) -> None:
         """Call `listener(camera, old, new)` when a camera's API status changes
         (online / offline / idle)."""
+        last = {cam.id: cam.status() for cam in self._cameras.values()}  # this listener's own
         for cam in self._cameras.values():
 
             def changed(
                 stream: Stream, old: StreamState, new: StreamState, cam: Camera = cam
             ) -> None:
                 status = cam.status()
-                if status != cam._last_status:
-                    previous, cam._last_status = cam._last_status, status
+                if status != last[cam.id]:
+                    previous, last[cam.id] = last[cam.id], status
                     listener(cam, previous, status)
 
             cam.stream.state_listeners.append(changed)

@@ -1,4 +1,4 @@
-"""The `zzhub` command: serve, demo, token, check, hash-password."""
+"""The `zzhub` command: serve, demo, token, check, hash-password, verify."""
 
 from __future__ import annotations
 
@@ -113,6 +113,35 @@ def cmd_hash_password(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Exit 0 when everything checks out, 1 when a problem is found (each one named)."""
+    from hub.verify import verify_audit, verify_path
+
+    if args.audit:
+        if not args.config:
+            print(
+                "error: --audit needs -c CONFIG (the hub whose database to check)", file=sys.stderr
+            )
+            return EXIT_CONFIG
+        config = load_config(args.config)
+        report = verify_audit(Path(config.http.data_dir) / "zzhub.sqlite3")
+        what = "audit rows"
+    elif args.path:
+        report = verify_path(Path(args.path))
+        what = "files"
+    else:
+        print(
+            "error: give a PATH (recording folder or export zip) or --audit -c CONFIG",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    for line in [*report.problems, *report.notes]:
+        print(line)
+    verdict = "OK" if report.ok else f"{len(report.problems)} problem(s)"
+    print(f"verify: {report.checked} {what} checked, {verdict}")
+    return 0 if report.ok else 1
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="zzhub", description="Video hub for 综治中心 county/township/village centres"
@@ -141,6 +170,12 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="validate a config file (exit 2 on error)")
     c.add_argument("-c", "--config", required=True)
     c.set_defaults(func=cmd_check)
+
+    v = sub.add_parser("verify", help="check recordings, an export zip or the audit log")
+    v.add_argument("path", nargs="?", help="a recording folder or an export zip")
+    v.add_argument("--audit", action="store_true", help="check the audit log's hash chain")
+    v.add_argument("-c", "--config", help="config file (with --audit)")
+    v.set_defaults(func=cmd_verify)
 
     h = sub.add_parser("hash-password", help="hash a password for the users section")
     h.add_argument("password", nargs="?")

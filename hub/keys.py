@@ -7,18 +7,29 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from config.schema import HubConfig, UserConfig
+from hub.alerts import Alerts
+from hub.alerts_watch import AlertWatch
+from hub.audit import AuditLog
 from hub.auth import Principal, TokenIssuer
+from hub.calls import Calls
 from hub.cameras import CameraRegistry
 from hub.centres import CentreTree
 from hub.db import Database
+from hub.duty import DutyChecks
 from hub.errors import ApiError
 from hub.events import EventBus
 from hub.presence import Presence
+from hub.recordings import RecordingService
+from hub.recordings_playback import PlaybackRegistry
+from hub.rollcall import RollCalls
 from hub.rooms import Rooms
+from hub.walls import Walls
+from hub.walls_sources import PictureSources
+from signaling.whep import WhepSessions
 
 if TYPE_CHECKING:
+    from hub.room_media import RoomMedia
     from hub.ws import WsRouter
-from signaling.whep import WhepSessions
 
 CONFIG = web.AppKey("config", HubConfig)
 CENTRES = web.AppKey("centres", CentreTree)
@@ -30,8 +41,21 @@ STARTED = web.AppKey("started", float)
 DB = web.AppKey("db", Database)
 PRESENCE = web.AppKey("presence", Presence)
 ROOMS = web.AppKey("rooms", Rooms)
+ROOM_MEDIA: web.AppKey[RoomMedia] = web.AppKey("room_media")
 WS: web.AppKey[WsRouter] = web.AppKey("ws")
 EVENTS = web.AppKey("events", EventBus)
+AUDIT = web.AppKey("audit", AuditLog)
+RECORDINGS = web.AppKey("recordings", RecordingService)
+PLAYBACKS = web.AppKey("playbacks", PlaybackRegistry)
+# monitoring room (issue 6): decoded pictures, alerts, walls, duty checks
+PICTURES = web.AppKey("pictures", PictureSources)
+ALERTS = web.AppKey("alerts", Alerts)
+ALERT_WATCH = web.AppKey("alert_watch", AlertWatch)
+WALLS = web.AppKey("walls", Walls)
+DUTY = web.AppKey("duty", DutyChecks)
+# calls and roll calls (issue 3)
+CALLS = web.AppKey("calls", Calls)
+ROLLCALLS = web.AppKey("rollcalls", RollCalls)
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 

@@ -149,6 +149,8 @@ class Rooms:
 
     def require(self, room_id: str, who: Principal) -> Room:
         room = self._rooms.get(room_id)
+        if room is not None and who.user in room.removed:
+            raise RoomError(403, "the host removed you from this room")
         if room is None or not (room.may_join(who) or who.can_see(room.centre)):
             raise RoomError(404, f"no room {room_id!r} for you")
         return room
@@ -251,10 +253,6 @@ class Rooms:
         for callback in self.on_end:
             callback(room)
         self._changed(room)
-
-    def end_all(self) -> None:
-        for room in list(self._rooms.values()):
-            self.end(room)
 
     def _changed(self, room: Room) -> None:
         self._events.publish("room.updated", room.centre, room.to_json(), to_users=room.audience())

@@ -85,8 +85,10 @@ class WhepSessions:
         queue_packets: int = 60,
         fast_rtp: bool = True,
         on_close: Callable[[WhepSession, str], None] | None = None,
+        on_open: Callable[[WhepSession], None] | None = None,
     ) -> None:
         self._on_close = on_close
+        self._on_open = on_open  # called once a session is answered (audit: view start)
         self._fast_rtp = fast_rtp
         self._ice_servers = ice_servers
         self._connect_timeout = connect_timeout
@@ -155,6 +157,8 @@ class WhepSessions:
             raise
         self._sessions[session_id] = session
         self.created += 1
+        if self._on_open is not None:
+            self._on_open(session)
 
         @pc.on("connectionstatechange")
         def _state() -> None:

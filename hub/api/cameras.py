@@ -54,6 +54,11 @@ async def whep_offer(request: web.Request) -> web.Response:
         raise ApiError(400, "the SDP offer is not UTF-8 text") from None
     cfg = request.app[keys.CONFIG]
     stream = cam.stream
+    playback = None
+    if "start" in request.query:  # recorded playback from a moment: hub/api/recordings.py
+        from hub.api import recordings as recordings_api
+
+        stream, playback = await recordings_api.playback_stream(request, cam)
     if stream.relay.info is None and cfg.streams.first_packet_wait > 0:
         # learn the codec first so a non-H.264 camera gets its transcoder from the start
         lease = stream.acquire("whep-probe")
@@ -70,6 +75,8 @@ async def whep_offer(request: web.Request) -> web.Response:
         session, answer = await request.app[keys.WHEP].create(stream, offer, user=p.user)
     except OfferError as err:
         raise ApiError(400, str(err)) from None
+    if playback is not None:
+        recordings_api.playback_started(request, playback, session.id)
     location = f"/api/cameras/{cam.id}/whep/{session.id}"
     headers = {"Location": location, "ETag": f'"{session.id}"'}
     links = []

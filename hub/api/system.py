@@ -46,9 +46,17 @@ async def login(request: web.Request) -> web.Response:
     if not isinstance(name, str) or not isinstance(password, str):
         raise ApiError(400, "user and password (strings) are required")
     user = request.app[keys.USERS].get(name)
+    peer = request.remote or ""
     if user is None or not check_password(user.password, password):
+        if user is not None:  # unknown names are not logged (they would flood the chain)
+            request.app[keys.AUDIT].record(
+                user.name, "login.failed", f"user:{user.name}", {"remote": peer}, user.centre
+            )
         raise ApiError(401, "wrong user name or password")
     token = request.app[keys.TOKENS].issue(user.name, user.role, user.centre)
+    request.app[keys.AUDIT].record(
+        user.name, "login", f"user:{user.name}", {"remote": peer}, user.centre
+    )
     return web.json_response(
         {"token": token, "user": user.name, "role": str(user.role), "centre": user.centre}
     )

@@ -12,7 +12,7 @@ const DISCONNECT_GRACE_MS = 4000;
 // Refusals that a retry cannot fix: bad offer, bad token, not in scope, wrong content type.
 const FINAL_STATUSES = new Set([400, 401, 403, 404, 405, 413, 415]);
 
-function waitGathering(pc, capMs) {
+export function waitGathering(pc, capMs) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
@@ -29,12 +29,14 @@ function waitGathering(pc, capMs) {
 }
 
 export class WhepPlayer extends EventTarget {
-  // url: the camera's WHEP endpoint; headers(): extra headers (Authorization) per request.
-  constructor(url, { headers = () => ({}), iceServers = [] } = {}) {
+  // url: the camera's WHEP endpoint; headers(): extra headers (Authorization) per request;
+  // audio: also receive an audio track (room seats), played by the same <video>.
+  constructor(url, { headers = () => ({}), iceServers = [], audio = false } = {}) {
     super();
     this.url = url;
     this.headers = headers;
     this.iceServers = iceServers;
+    this.audio = audio;
     this.state = "idle";
     this.error = null;
     this.attempts = 0;
@@ -127,8 +129,16 @@ export class WhepPlayer extends EventTarget {
     this.pc = pc;
     this._last = null;
     pc.addTransceiver("video", { direction: "recvonly" });
+    if (this.audio) pc.addTransceiver("audio", { direction: "recvonly" });
+    const tracks = new MediaStream(); // video and audio in one stream, whatever the msids say
     pc.ontrack = (ev) => {
       if (this.pc !== pc || !this.video) return;
+      if (this.audio) {
+        tracks.addTrack(ev.track);
+        if (this.video.srcObject !== tracks) this.video.srcObject = tracks;
+        this.video.play().catch(() => {});
+        return;
+      }
       this.video.srcObject = ev.streams[0] || new MediaStream([ev.track]);
       this.video.play().catch(() => {}); // autoplay of a muted video; a click also resumes
     };

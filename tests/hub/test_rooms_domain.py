@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from config.schema import Role
@@ -43,10 +45,8 @@ def test_rejoin_within_grace_gets_the_same_seat(monkeypatch: pytest.MonkeyPatch)
     assert again.seat_id == seat.seat_id and again.present
     # after the grace period: a new seat
     rooms.leave(room, "mediator")
-    import hub.rooms
-
-    real_time = hub.rooms.time.time
-    monkeypatch.setattr(hub.rooms.time, "time", lambda: real_time() + 25)
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 25)
     later = rooms.join(room, MEDIATOR)
     assert later.seat_id != seat.seat_id
 
