@@ -28,7 +28,8 @@ class RoomMedia:
         self.rooms = rooms
         self.publications = publications
         self._room_of: dict[str, tuple[str, str]] = {}  # publication id → (room id, user)
-        self._subscriptions: dict[str, set[str]] = {}  # room id → subscription session ids
+        # room id → {subscription session id: subscribing user}
+        self._subscriptions: dict[str, dict[str, str]] = {}
         self._tasks: set[asyncio.Task[object]] = set()
         self._speaker_task: asyncio.Task[None] | None = None
         self._closing = False
@@ -75,7 +76,7 @@ class RoomMedia:
         self, room: Room, publication_id: str, offer: str, user: str
     ) -> tuple[str, str]:
         session_id, answer = await self.publications.subscribe(publication_id, offer, user=user)
-        self._subscriptions.setdefault(room.id, set()).add(session_id)
+        self._subscriptions.setdefault(room.id, {})[session_id] = user
         return session_id, answer
 
     def mute(self, room: Room, seat: Seat) -> None:
@@ -90,14 +91,22 @@ class RoomMedia:
         task.add_done_callback(self._tasks.discard)
 
     def _seat_left(self, room: Room, seat: Seat) -> None:
-        if seat.publication is not None and not self._closing:
+        if self._closing:
+            return
+        if seat.publication is not None:
             self._room_of.pop(seat.publication, None)
             self._spawn(self.publications.unpublish(seat.publication, "left the room"))
+        # what the departed seat was receiving ends too: a removed user must not keep watching
+        sessions = self._subscriptions.get(room.id, {})
+        for session_id, user in list(sessions.items()):
+            if user == seat.user:
+                del sessions[session_id]
+                self._spawn(self.publications.unsubscribe(session_id))
 
     def _room_ended(self, room: Room) -> None:
         if self._closing:
             return
-        for session_id in self._subscriptions.pop(room.id, set()):
+        for session_id in self._subscriptions.pop(room.id, {}):
             self._spawn(self.publications.unsubscribe(session_id))
 
     async def _track_speakers(self) -> None:

@@ -218,6 +218,8 @@ class Rooms:
                 room.removed.add(seat.user)
                 self.leave(room, seat.user)
                 del room.seats[seat.user]
+                self._changed(room, also={seat.user})  # the removed user learns it too
+                return
             else:
                 seat.muted = action == "mute"
         elif action in ("lock", "unlock"):
@@ -254,5 +256,6 @@ class Rooms:
             callback(room)
         self._changed(room)
 
-    def _changed(self, room: Room) -> None:
-        self._events.publish("room.updated", room.centre, room.to_json(), to_users=room.audience())
+    def _changed(self, room: Room, also: set[str] | None = None) -> None:
+        audience = room.audience() | (also or set())
+        self._events.publish("room.updated", room.centre, room.to_json(), to_users=audience)

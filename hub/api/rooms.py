@@ -14,6 +14,7 @@ from hub.auth import Principal
 from hub.errors import ApiError
 from hub.presence import Status
 from hub.rooms import Room, RoomError, RoomKind, Seat
+from signaling.publish import UnknownPublication
 from signaling.whep import OfferError
 
 CREATORS = {Role.ADMIN, Role.DISPATCHER, Role.RECEPTIONIST, Role.MEDIATOR, Role.OPERATOR}
@@ -139,6 +140,8 @@ async def subscribe_seat(request: web.Request) -> web.Response:
         session_id, answer = await media.subscribe(room, target.publication, offer, p.user)
     except OfferError as err:
         raise ApiError(400, str(err)) from None
+    except UnknownPublication:
+        raise ApiError(404, "that participant stopped publishing") from None
     location = f"/api/rooms/{room.id}/subscriptions/{session_id}"
     return web.Response(
         status=201, text=answer, content_type="application/sdp", headers={"Location": location}

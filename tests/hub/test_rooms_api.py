@@ -131,6 +131,10 @@ async def test_three_centre_room_everyone_sees_everyone(token: Callable[..., str
             # remove: the seat and its media go
             await host.call("POST", f"/api/rooms/{rid}/control", json={"action": "remove", "user": "village-t"})
             await wait_for(lambda: media.publications.get(seat.publication or "") is None)
+            # and what it was receiving stops: a removed user does not keep watching
+            await wait_for(
+                lambda: all(s.user != "village-t" for s in media.publications.subscriptions())
+            )
             resp = await client.post(f"/api/rooms/{rid}/join", headers=village.headers)
             assert resp.status == 403
             await host.call("POST", f"/api/rooms/{rid}/control", json={"action": "end"})
