@@ -102,12 +102,22 @@ class Console {
     this.tree.render(centres, cameras);
     this.markPlaying();
     $("camera-count").textContent = String(cameras.length);
+    this.showNav(me.role);
     $("login").hidden = true;
     $("console").hidden = false;
     this.showError("");
     document.body.dataset.page = "console";
     clearInterval(this.refreshTimer);
     this.refreshTimer = setInterval(() => this.refresh(), REFRESH_MS);
+  }
+
+  // Links to the issue-3 pages by role; a page that sent us here to sign in gets us back.
+  showNav(role) {
+    $("nav-dispatch").hidden = !["dispatcher", "admin"].includes(role);
+    $("nav-rooms").hidden = ["terminal", "petitioner"].includes(role);
+    $("nav-terminal").hidden = !["terminal", "admin"].includes(role);
+    const next = new URLSearchParams(location.search).get("next") || "";
+    if (/^\/static\/(dispatch|terminal|room)\.html(\?|$)/.test(next)) location.replace(next);
   }
 
   async signOut(message = "") {
