@@ -81,6 +81,7 @@ class Room:
     ended_at: float | None = None
     created: float = field(default_factory=time.time)
     active_speaker: str | None = None
+    version: int = 0  # grows with every change: clients keep the newest copy they saw
 
     @property
     def ended(self) -> bool:
@@ -111,6 +112,7 @@ class Room:
             "ended": self.ended,
             "active_speaker": self.active_speaker,
             "created": self.created,
+            "version": self.version,
         }
 
 
@@ -257,5 +259,6 @@ class Rooms:
         self._changed(room)
 
     def _changed(self, room: Room, also: set[str] | None = None) -> None:
+        room.version += 1
         audience = room.audience() | (also or set())
         self._events.publish("room.updated", room.centre, room.to_json(), to_users=audience)
