@@ -8,7 +8,6 @@ shutdown leaves nothing behind.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -27,6 +26,7 @@ from signaling.fastpath import FastSender
 from signaling.ice import rtc_configuration
 from signaling.track import RelayTrack
 from streams.stream import Lease, Stream
+from streams.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +94,7 @@ class WhepSessions:
         self._connect_timeout = connect_timeout
         self._queue_packets = queue_packets
         self._sessions: dict[str, WhepSession] = {}
-        self._watchers: set[asyncio.Task[None]] = set()  # wait for ICE; safe to cancel
-        self._closers: set[asyncio.Task[bool]] = set()  # closing a peer; awaited, never cancelled
+        self._tasks = TaskSet("whep", log)
 
         self.created = 0
         self.failed = 0
@@ -168,16 +167,13 @@ class WhepSessions:
             elif state in ("failed", "closed"):
                 self._spawn_close(session_id, state)
 
-        watcher = asyncio.get_running_loop().create_task(self._watch_connect(session))
-        self._watchers.add(watcher)
-        watcher.add_done_callback(self._watchers.discard)
+        self._tasks.spawn(self._watch_connect(session))
         log.info("whep %s: %s viewing %s", session_id, user, stream.name)
         return session, pc.localDescription.sdp
 
     def _spawn_close(self, session_id: str, reason: str) -> None:
-        task = asyncio.get_running_loop().create_task(self.close(session_id, reason=reason))
-        self._closers.add(task)
-        task.add_done_callback(self._closers.discard)
+        # closing a peer must finish: cancelling aiortc's close() midway breaks it
+        self._tasks.spawn(self.close(session_id, reason=reason), cancellable=False)
 
     async def _watch_connect(self, session: WhepSession) -> None:
         try:
@@ -206,13 +202,4 @@ class WhepSessions:
     async def close_all(self) -> None:
         for session_id in list(self._sessions):
             await self.close(session_id, reason="shutdown")
-        watchers = list(self._watchers)
-        for task in watchers:
-            task.cancel()
-        for task in watchers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        # a peer being closed must finish closing: cancelling aiortc's close() midway
-        # breaks it (it awaits its own "closed" future)
-        if self._closers:
-            await asyncio.gather(*self._closers)
+        await self._tasks.close()

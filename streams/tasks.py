@@ -1,0 +1,57 @@
+"""TaskSet: background tasks with one owner.
+
+Every component that starts tasks owns them: it spawns through its TaskSet and awaits
+`close()` on shutdown. Tasks marked `cancellable=False` (a database write, a peer connection
+closing — aiortc's `close()` breaks if cancelled midway) are awaited, never cancelled; the
+others are cancelled, then awaited. A task that fails is logged, not lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class TaskSet:
+    def __init__(self, name: str, log: logging.Logger | None = None) -> None:
+        self.name = name
+        self._log = log or logging.getLogger(__name__)
+        self._cancellable: set[asyncio.Task[Any]] = set()
+        self._protected: set[asyncio.Task[Any]] = set()
+
+    def spawn(
+        self, coro: Coroutine[Any, Any, T], *, cancellable: bool = True, name: str | None = None
+    ) -> asyncio.Task[T]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        bucket = self._cancellable if cancellable else self._protected
+        bucket.add(task)
+        task.add_done_callback(bucket.discard)
+        task.add_done_callback(self._report)
+        return task
+
+    def _report(self, task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self._log.error(
+                "%s: task %s failed", self.name, task.get_name(), exc_info=task.exception()
+            )
+
+    def __len__(self) -> int:
+        return len(self._cancellable) + len(self._protected)
+
+    async def close(self) -> None:
+        """Cancel and await the cancellable tasks, await the others, until none is left
+        (a task may spawn another while closing)."""
+        while self._cancellable or self._protected:
+            cancellable = list(self._cancellable)
+            for task in cancellable:
+                task.cancel()
+            for task in cancellable:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            if self._protected:
+                await asyncio.gather(*self._protected, return_exceptions=True)
