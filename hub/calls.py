@@ -27,6 +27,7 @@ from hub.errors import ApiError
 from hub.events import EventBus
 from hub.presence import Presence, Status
 from hub.rooms import Room, RoomKind, Rooms, Seat
+from streams.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class Calls:
         self._live: dict[str, Call] = {}
         self._by_room: dict[str, str] = {}
         self._timers: dict[str, asyncio.Task[None]] = {}
-        self._writes: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet(__name__, log)  # timers (cancellable) and writes (awaited)
 
     async def start(self) -> None:
         closed = await self.history.open()
@@ -66,14 +67,10 @@ class Calls:
             self._rooms.on_end.remove(self._room_ended)
         with contextlib.suppress(ValueError):
             self._rooms.on_seat_left.remove(self._seat_left)
-        timers = list(self._timers.values())
-        self._timers.clear()
-        for task in timers:
-            task.cancel()
-        await asyncio.gather(*timers, return_exceptions=True)
         for call in list(self._live.values()):
             self._finish(call, "shutdown", end_room=False)  # rooms are torn down by theirs
-        await asyncio.gather(*list(self._writes), return_exceptions=True)
+        self._timers.clear()
+        await self._tasks.close()
 
     # -- placing and answering -----------------------------------------------------------
     async def place(
@@ -308,14 +305,4 @@ class Calls:
         return self._spawn(self.history.save(self.history.snapshot(call)), write=True)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], write: bool = False) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coro)
-        if write:
-            self._writes.add(task)
-            task.add_done_callback(self._writes.discard)
-        task.add_done_callback(_log_failure)
-        return task
-
-
-def _log_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("call task failed", exc_info=task.exception())
+        return self._tasks.spawn(coro, cancellable=not write)

@@ -32,6 +32,7 @@ from hub.presence import Presence
 from hub.rollcall_entry import EntryStatus, RollCall, RollCallEntry, RollCallState
 from hub.rollcall_store import RollCallLedger
 from hub.rooms import Room, RoomKind, Rooms
+from streams.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class RollCalls:
         self._live: dict[str, RollCall] = {}
         self._by_room: dict[str, str] = {}
         self._timers: dict[str, asyncio.Task[None]] = {}
-        self._writes: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet(__name__, log)  # timers (cancellable) and writes (awaited)
 
     async def start(self) -> None:
         closed = await self.ledger.open()
@@ -74,14 +75,10 @@ class RollCalls:
     async def close(self) -> None:
         with contextlib.suppress(ValueError):
             self._rooms.on_end.remove(self._room_ended)
-        timers = list(self._timers.values())
-        self._timers.clear()
-        for task in timers:
-            task.cancel()
-        await asyncio.gather(*timers, return_exceptions=True)
         for rc in list(self._live.values()):
             self._close(rc, "shutdown")
-        await asyncio.gather(*list(self._writes), return_exceptions=True)
+        self._timers.clear()
+        await self._tasks.close()
 
     # -- running a roll call ---------------------------------------------------------------
     async def run(
@@ -286,12 +283,7 @@ class RollCalls:
         return self._spawn(self.ledger.save(self.ledger.snapshot(rc)), write=True)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], write: bool = False) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coro)
-        if write:
-            self._writes.add(task)
-            task.add_done_callback(self._writes.discard)
-        task.add_done_callback(_log_failure)
-        return task
+        return self._tasks.spawn(coro, cancellable=not write)
 
 
 def _write_file(path: Path, data: bytes) -> None:
@@ -299,8 +291,3 @@ def _write_file(path: Path, data: bytes) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(data)
     tmp.replace(path)
-
-
-def _log_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("roll call task failed", exc_info=task.exception())

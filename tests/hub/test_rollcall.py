@@ -259,7 +259,7 @@ async def test_ledger_survives_a_restart(
         )
         running = await run(first, headers, township=TOWN, timeout=3600)
         rollcalls = first.app[ROLLCALLS]
-    assert not rollcalls._live and not rollcalls._timers and not rollcalls._writes
+    assert not rollcalls._live and not rollcalls._timers and len(rollcalls._tasks) == 0
     assert [t for t in asyncio.all_tasks() if "_expire" in repr(t.get_coro())] == []
     async with TestClient(TestServer(build_app(hub_config), host="127.0.0.1")) as second:
         old = await get(second, f"/api/rollcalls/{done['id']}", headers)
