@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -27,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hub import keys
 from hub.auth import Principal
-from hub.events import EventBus
+from hub.events import Event, EventBus
 from hub.presence import Presence, Status
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ MAX_FRAME = 64 * 1024
 RATE = 20.0  # requests per second, sustained
 BURST = 40.0
 FLOOD_CLOSE = 200  # rate-limited requests before the socket is closed
+ENCODED_CACHE = 256  # events kept encoded for the pumps that have not sent them yet
 
 
 class WsError(Exception):
@@ -83,6 +85,10 @@ class WsClient:
         if not self.ws.closed:
             await self.ws.send_json({"v": PROTOCOL, **message}, dumps=_dumps)
 
+    async def send_text(self, text: str) -> None:
+        if not self.ws.closed:
+            await self.ws.send_str(text)
+
     def allow(self) -> bool:
         now = time.monotonic()
         self.tokens = min(BURST, self.tokens + (now - self.refilled) * RATE)
@@ -107,6 +113,20 @@ class WsRouter:
     def __init__(self) -> None:
         self._routes: dict[str, tuple[type[Request], Handler]] = {}
         self.clients: set[WsClient] = set()
+        # an event goes to thousands of sockets: encode it once (the newest few, by sequence)
+        self._encoded: OrderedDict[tuple[str, int], str] = OrderedDict()
+        # awaited after `hello` on every connect (e.g. queued notices); a failure is logged
+        self.on_connect: list[Callable[[WsClient], Awaitable[None]]] = []
+
+    def encoded(self, event: Event) -> str:
+        key = (getattr(event, "origin", ""), event.seq)
+        text = self._encoded.get(key)
+        if text is None:
+            text = _dumps({"v": PROTOCOL, **event.to_json()})
+            self._encoded[key] = text
+            if len(self._encoded) > ENCODED_CACHE:
+                self._encoded.popitem(last=False)
+        return text
 
     def register(self, type_: str, model: type[Request], handler: Handler) -> None:
         if type_ in self._routes:
@@ -170,7 +190,7 @@ def _describe(err: ValidationError, prefix: str = "") -> str:
     return "; ".join(parts)
 
 
-async def _pump_events(client: WsClient, bus: EventBus) -> None:
+async def _pump_events(client: WsClient, bus: EventBus, router: WsRouter) -> None:
     p = client.principal
     sub = bus.subscribe(p.user, p.centre)
     lagged = 0
@@ -182,7 +202,7 @@ async def _pump_events(client: WsClient, bus: EventBus) -> None:
                 await client.send({"type": "lagged", "data": {"dropped": lagged}})
             if client.topics and event.topic not in client.topics:
                 continue
-            await client.send(event.to_json())
+            await client.send_text(router.encoded(event))
     finally:
         sub.close()
 
@@ -197,7 +217,7 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
     client = WsClient(p, ws, refilled=time.monotonic())
     router.clients.add(client)
     presence.connect(p.user, p.role, p.centre)
-    pump = asyncio.create_task(_pump_events(client, app[keys.EVENTS]))
+    pump = asyncio.create_task(_pump_events(client, app[keys.EVENTS], router))
     try:
         await client.send(
             {
@@ -212,6 +232,11 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
                 },
             }
         )
+        for hook in list(router.on_connect):
+            try:
+                await hook(client)
+            except Exception:
+                log.exception("ws on_connect hook failed for %s", p.user)
         async for msg in ws:
             if msg.type is WSMsgType.TEXT:
                 if not client.allow():
