@@ -1,4 +1,4 @@
-"""The `zzhub` command: serve, demo, token, check, hash-password, verify."""
+"""The `zzhub` command: serve, demo, token, check, hash-password, verify, cert."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import resource
 import signal
 import sys
 from pathlib import Path
@@ -23,13 +24,27 @@ def _load(path: str | None) -> HubConfig:
     return load_config(path or DEMO_CONFIG)
 
 
+def _raise_open_files_limit() -> None:
+    """Thousands of WebSockets, cameras and peers need more than the default 1024 descriptors:
+    raise the soft limit to the hard one (what the administrator allows)."""
+    try:
+        _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError):
+        pass
+
+
 async def _serve(config: HubConfig, banner: list[str]) -> None:
     from hub.app import build_app
 
+    _raise_open_files_limit()
     app = build_app(config)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, config.http.host, config.http.port)
+    from hub.tls import server_ssl_context
+
+    ssl_context = server_ssl_context(config.http)
+    site = web.TCPSite(runner, config.http.host, config.http.port, ssl_context=ssl_context)
     await site.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -37,7 +52,8 @@ async def _serve(config: HubConfig, banner: list[str]) -> None:
         loop.add_signal_handler(sig, stop.set)
     host = config.http.host
     shown = f"[{host}]" if ":" in host else host
-    print(f"zzhub listening on http://{shown}:{config.http.port}/", flush=True)
+    scheme = "https" if ssl_context is not None else "http"
+    print(f"zzhub listening on {scheme}://{shown}:{config.http.port}/", flush=True)
     for line in banner:
         print(line, flush=True)
     try:
@@ -142,6 +158,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_cert(args: argparse.Namespace) -> int:
+    from hub.tls import install_hints, make_certificates, split_names
+
+    try:
+        files = make_certificates(Path(args.out), split_names(args.names), args.days)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    for line in install_hints(files):
+        print(line)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="zzhub", description="Video hub for 综治中心 county/township/village centres"
@@ -180,6 +209,12 @@ def parser() -> argparse.ArgumentParser:
     h = sub.add_parser("hash-password", help="hash a password for the users section")
     h.add_argument("password", nargs="?")
     h.set_defaults(func=cmd_hash_password)
+
+    e = sub.add_parser("cert", help="make a local CA (kept) and a server certificate for HTTPS")
+    e.add_argument("--out", required=True, help="folder for ca.crt/ca.key/server.crt/server.key")
+    e.add_argument("--names", required=True, help="LAN names and IPs: hub.local,10.20.30.40")
+    e.add_argument("--days", type=int, default=825, help="server certificate lifetime")
+    e.set_defaults(func=cmd_cert)
     return p
 
 
