@@ -173,6 +173,15 @@ class HttpConfig(Strict):
     port: int = Field(8080, ge=0, le=65535)
     max_body_bytes: int = Field(1_000_000, ge=1024)
     data_dir: str = "./data"
+    # HTTPS/WSS when both are set (PEM files; `zzhub cert` makes a local CA and a server pair)
+    tls_cert: str = ""
+    tls_key: str = ""
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> HttpConfig:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("http.tls_cert and http.tls_key go together: set both or neither")
+        return self
 
 
 class AuthConfig(Strict):
@@ -180,6 +189,15 @@ class AuthConfig(Strict):
         min_length=32, description="HS256 signing secret (>= 32 bytes); use env:VAR"
     )
     token_ttl: int = Field(12 * 3600, ge=60, description="seconds")
+
+
+class TurnConfig(Strict):
+    """A TURN server with coturn's `use-auth-secret` (the TURN REST API scheme): the hub hands
+    each client a username `<expiry>:<user>` and base64(HMAC-SHA1(secret, username))."""
+
+    urls: Annotated[list[str], Field(min_length=1)]  # e.g. turn:10.20.30.40:3478?transport=udp
+    secret: str = Field(min_length=16, description="coturn static-auth-secret; use env:VAR")
+    ttl: int = Field(24 * 3600, ge=60, le=7 * 24 * 3600, description="credential lifetime, s")
 
 
 class WebRTCConfig(Strict):
@@ -190,6 +208,7 @@ class WebRTCConfig(Strict):
     session_timeout: float = Field(30.0, gt=0, description="seconds to reach ICE connected")
     # lean RTP send loop for passthrough viewers (signaling/fastpath.py); false: aiortc's own
     fast_rtp: bool = True
+    turn: TurnConfig | None = None  # time-limited TURN credentials for clients (hub/turn.py)
 
 
 class StreamsConfig(Strict):
@@ -274,8 +293,85 @@ class CallsConfig(Strict):
     max_live: int = Field(500, ge=1, le=100_000, description="live calls, and live roll calls")
 
 
+PETITION_CATEGORIES = (
+    "wage_arrears", "land", "neighbours", "family", "property", "labour", "other"
+)
+DEADLINE_RE = re.compile(r"^(\d+(\.\d+)?)(h|wd)$")
+
+
+class PetitionsConfig(Strict):
+    """视频接访 (hub/petitions.py): queue routing, 限时办结 deadlines, working days."""
+
+    # a village or township code (prefix) → the township or county centre whose queue takes
+    # its requests; the longest matching prefix wins; default: the requester's township
+    routes: dict[str, str] = {}
+    # per category (and `urgent`, for urgent/stability cases): "2h" hours or "7wd" working days
+    deadlines: dict[str, str] = {
+        "urgent": "2h",
+        "property": "2wd",  # public services
+        "wage_arrears": "7wd",
+        "land": "7wd",
+        "neighbours": "7wd",
+        "family": "7wd",
+        "labour": "7wd",
+        "other": "7wd",
+    }
+    workdays: list[Annotated[int, Field(ge=1, le=7)]] = [1, 2, 3, 4, 5]  # 1 = Monday
+    holidays: list[str] = []  # "YYYY-MM-DD" days off (法定节假日)
+    timezone: str = "Asia/Shanghai"
+    minutes_per_case: float = Field(15.0, gt=0, description="queue estimate per case ahead")
+    check_interval: float = Field(60.0, gt=0, description="seconds between overdue checks")
+    link_ttl: int = Field(24 * 3600, ge=60, description="petitioner link lifetime, seconds")
+
+    @field_validator("routes")
+    @classmethod
+    def _routes(cls, v: dict[str, str]) -> dict[str, str]:
+        for src, dst in v.items():
+            if not CODE_RE.match(src) or len(src) == 6:
+                raise ValueError(f"petitions.routes: {src!r} is not a village or township code")
+            if not CODE_RE.match(dst) or len(dst) == 12:
+                raise ValueError(f"petitions.routes: {dst!r} is not a township or county code")
+        return v
+
+    @field_validator("deadlines")
+    @classmethod
+    def _deadlines(cls, v: dict[str, str]) -> dict[str, str]:
+        for key, value in v.items():
+            if key != "urgent" and key not in PETITION_CATEGORIES:
+                raise ValueError(f"petitions.deadlines: unknown category {key!r}")
+            if not DEADLINE_RE.match(value):
+                raise ValueError(f"petitions.deadlines.{key}: {value!r} must be like 2h or 7wd")
+        return v
+
+    @field_validator("holidays")
+    @classmethod
+    def _holidays(cls, v: list[str]) -> list[str]:
+        import datetime
+
+        for day in v:
+            try:
+                datetime.date.fromisoformat(day)
+            except ValueError:
+                raise ValueError(f"petitions.holidays: {day!r} is not YYYY-MM-DD") from None
+        return v
+
+
+class NoticesConfig(Strict):
+    """Notices (信息发布, hub/notices.py)."""
+
+    max_attachment_bytes: int = Field(
+        10_000_000, ge=1024, le=1_000_000_000, description="largest notice attachment"
+    )
+
+
 class RedisConfig(Strict):
     url: str | None = None
+    # scale-out (hub/cluster.py): this node's id (empty: HOSTNAME-PORT) and the base URL other
+    # nodes reach it on (empty: derived from http.host/port and TLS)
+    node_id: str = Field("", pattern=r"^[A-Za-z0-9_.:-]{0,64}$")
+    advertise_url: str = ""
+    heartbeat: float = Field(1.0, gt=0, le=60, description="seconds between presence beats")
+    node_ttl: float = Field(5.0, gt=0, le=600, description="a silent node is gone after this")
 
 
 class HubConfig(Strict):
@@ -285,12 +381,14 @@ class HubConfig(Strict):
     streams: StreamsConfig = StreamsConfig()
     redis: RedisConfig = RedisConfig()
     calls: CallsConfig = CallsConfig()
+    notices: NoticesConfig = NoticesConfig()
     recording: RecordingConfig = RecordingConfig()
     centres: Annotated[list[CentreConfig], Field(min_length=1)]
     users: list[UserConfig] = []
     alerts: AlertsConfig = AlertsConfig()
     duty: DutyConfig = DutyConfig()
     walls: list[WallConfig] = []
+    petitions: PetitionsConfig = PetitionsConfig()
 
     @model_validator(mode="after")
     def _walls(self) -> HubConfig:
