@@ -1,0 +1,103 @@
+"""Petitions in the app: the service's lifetime and the petitioner link's fence.
+
+`petitions_ctx` comes after the rooms service in `hub/app.py`, so it is torn down before the
+SFU: the hearing recorder leaves `RoomMedia.on_published`, stops its recordings, then the
+overdue watch ends. `petitioner_guard` is a middleware (after authentication) that lets a
+petitioner token (`petitioner:<code>`) reach its own case and its hearing room only, and only
+while it is the newest link issued for the case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import jwt
+from aiohttp import web
+
+from config.schema import Role
+from hub import keys
+from hub.auth import Principal
+from hub.errors import ApiError, Handler
+from hub.petitions import Petitions
+from hub.petitions_hearing import HearingRecorder, Recording
+from hub.petitions_model import Case
+from hub.petitions_store import CaseStore
+from hub.petitions_watch import PetitionWatch
+from hub.rooms import Room, Seat
+from signaling.publish import Publication
+from streams.relay import Relay
+
+
+@web.middleware
+async def petitioner_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    p = request.get(keys.PRINCIPAL)
+    if p is None or p.role is not Role.PETITIONER:
+        return await handler(request)
+    code = p.user.removeprefix("petitioner:")
+    case = await request.app[keys.PETITIONS].store.get(code) if code != p.user else None
+    if case is None:  # not a link of a case: it opens nothing
+        raise ApiError(403, "a petitioner token opens its own case only, and it names none")
+    token = request.headers.get("Authorization", "")[7:].strip() or request.query.get("token", "")
+    iat = jwt.decode(token, options={"verify_signature": False}).get("iat", 0) if token else 0
+    if int(iat) < case.link_iat:
+        raise ApiError(401, "this petitioner link is no longer valid (a newer one was issued)")
+    if request.path == "/api/me":  # its own identity and ICE servers: nothing of others
+        return await handler(request)
+    own = [f"/api/petitions/{code}"]
+    if case.room:
+        own.append(f"/api/rooms/{case.room}")
+    if not any(request.path == o or request.path.startswith(o + "/") for o in own):
+        raise ApiError(403, "a petitioner link opens its own case and hearing only")
+    return await handler(request)
+
+
+async def petitions_ctx(app: web.Application) -> AsyncIterator[None]:
+    """After the rooms service (so torn down before the SFU): cases, the overdue watch and
+    the hearing recorder hooked on `RoomMedia.on_published`."""
+    petitions = Petitions(
+        CaseStore(app[keys.DB]),
+        app[keys.CONFIG].petitions,
+        app[keys.CENTRES],
+        app[keys.ROOMS],
+        app[keys.EVENTS],
+    )
+    await petitions.start()
+    watch = PetitionWatch(petitions, app[keys.EVENTS], lambda case: call_back(app, case, None))
+    watch.start()
+    service = app[keys.RECORDINGS]
+
+    async def record(relay: Relay, tag: str, track: str, centre: str) -> Recording:
+        return await service.record_room(relay, tag=tag, track=track, centre=centre)
+
+    hearing = HearingRecorder(app[keys.ROOMS], record, petitions.case_of)
+    media = app[keys.ROOM_MEDIA]
+    media.on_published.append(hearing.published)
+    audit = app[keys.AUDIT]
+
+    def joined(room: Room, seat: Seat, publication: Publication) -> None:
+        code = petitions.case_of(room)
+        if code is not None:  # who was seen and heard in which hearing
+            details = {"room": room.id, "publication": publication.id}
+            audit.record(seat.user, "petition.hearing", f"case:{code}", details, room.centre)
+
+    media.on_published.append(joined)
+    app[keys.PETITIONS] = petitions
+    app[keys.HEARINGS] = hearing
+    yield
+    media.on_published.remove(hearing.published)
+    media.on_published.remove(joined)
+    await watch.close()
+    await hearing.close()
+    await petitions.close()
+
+
+async def call_back(app: web.Application, case: Case, caller: Principal | None) -> str:
+    """回访: ring the kiosk that filed `case` and its petitioner link; returns the call id.
+    The caller is the given person, else the receptionist who heard the case."""
+    centre = app[keys.CENTRES].get(case.origin)
+    if centre is None:
+        raise ApiError(409, f"the origin centre {case.origin} is no longer configured")
+    who = caller or Principal(case.host or f"centre-{case.queue}", Role.RECEPTIONIST, case.queue)
+    people = [(u, centre) for u in dict.fromkeys([case.origin_user, case.petitioner])]
+    call = await app[keys.CALLS].place(who, [], people, title=f"回访 {case.code}")
+    return call.id
