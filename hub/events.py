@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ class Event:
     to_users: frozenset[str] = frozenset()  # non-empty: only these users receive it
     seq: int = 0
     at: float = field(default_factory=time.time)
+    origin: str = ""  # "": published on this node; else the hub node it came from (cluster)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -85,6 +87,8 @@ class EventBus:
         self._subscriptions: set[Subscription] = set()
         self._seq = itertools.count(1)
         self.published = 0
+        # called with every published event (the cluster forwards local ones to other nodes)
+        self.taps: list[Callable[[Event], None]] = []
 
     def subscribe(self, user: str, scope: str, maxsize: int | None = None) -> Subscription:
         sub = Subscription(self, user, scope, maxsize or self.maxsize)
@@ -98,12 +102,17 @@ class EventBus:
         data: dict[str, Any],
         *,
         to_users: frozenset[str] | set[str] = frozenset(),
+        origin: str = "",
+        at: float | None = None,
     ) -> Event:
-        event = Event(topic, centre, data, frozenset(to_users), next(self._seq))
+        seq = next(self._seq)
+        event = Event(topic, centre, data, frozenset(to_users), seq, at or time.time(), origin)
         self.published += 1
         for sub in self._subscriptions:
             if sub.wants(event):
                 sub._offer(event)
+        for tap in self.taps:
+            tap(event)
         return event
 
     def __len__(self) -> int:

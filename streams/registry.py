@@ -5,6 +5,7 @@ rtmp://, rtmps://          streams.pyav_source:PyAVSource
 http://, https://          streams.pyav_source:PyAVSource  (MJPEG, FLV, MPEG-TS)
 file://                    streams.pyav_source:FileSource  (loops the file)
 synthetic://NAME?...       streams.synthetic:SyntheticSource
+hubrelay://N:T@HOST/CAM    streams.hubrelay:HubRelaySource  (another hub node's camera, one leg)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ SCHEMES: dict[str, str] = {
     "https": "streams.pyav_source:PyAVSource",
     "file": "streams.pyav_source:FileSource",
     "synthetic": "streams.synthetic:SyntheticSource",
+    "hubrelay": "streams.hubrelay:HubRelaySource",
 }
 
 

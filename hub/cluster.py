@@ -1,0 +1,357 @@
+"""Scale-out through Redis: node presence, cross-node events and the camera/room-to-node map.
+
+With `redis.url` set, each hub node
+- beats: `SET zzhub:node:<id> <json> PX node_ttl` every `heartbeat` seconds and keeps its id in
+  the set `zzhub:nodes`; a node whose key expired is gone (noticed within heartbeat + node_ttl)
+  and announced locally as event `cluster.node` {node, state: "down"};
+- claims what it owns in the hashes `zzhub:owner:camera` and `zzhub:owner:room` (id → node);
+- forwards every event published on its EventBus to the channel `zzhub:events`, tagged with
+  its node id, and re-publishes the other nodes' events on its own bus with `origin` set, so
+  they are never sent back (no loops).
+
+Redis unreachable: local features go on (the EventBus is in-process), the state turns
+`degraded` (GET /api/health shows it), events for other nodes wait in a bounded outbox
+(oldest dropped, counted), and the node reconnects with backoff; on reconnect it re-registers,
+re-claims what it owns and announces `cluster.resync` locally so clients reload their state.
+Without `redis.url` the cluster is `off` and nothing here runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import json
+import logging
+import socket
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from config.schema import HubConfig
+from hub.events import Event, EventBus
+
+log = logging.getLogger(__name__)
+
+PREFIX = "zzhub:"
+CHANNEL = PREFIX + "events"
+NODES = PREFIX + "nodes"
+OUTBOX = 1000  # events kept for other nodes while Redis is away
+BACKOFF = (0.2, 0.5, 1.0, 2.0)  # seconds between reconnect attempts; the last repeats
+NETWORK_ERRORS = (RedisError, OSError, TimeoutError)
+
+
+class ClusterState(enum.StrEnum):
+    OFF = "off"  # no redis.url: a single node
+    CONNECTING = "connecting"
+    UP = "up"
+    DEGRADED = "degraded"  # Redis unreachable: local only, retrying
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    id: str
+    url: str
+    started: float
+
+    def to_json(self) -> dict[str, object]:
+        return {"id": self.id, "url": self.url, "started": self.started}
+
+
+def _local_only(event: Event) -> bool:
+    """Events that must not travel: other nodes' own copies, or ones each node makes itself."""
+    if event.origin or event.topic.startswith("cluster."):
+        return True
+    # an alert.raised without an id is stored by the node's alert service (hub/alerts.py);
+    # forwarded, every node would store it again
+    return event.topic == "alert.raised" and "id" not in event.data
+
+
+class Cluster:
+    def __init__(self, config: HubConfig, events: EventBus) -> None:
+        cfg = config.redis
+        self.url = cfg.url
+        self.heartbeat = cfg.heartbeat
+        self.node_ttl = cfg.node_ttl
+        port = config.http.port
+        self.node = NodeInfo(
+            cfg.node_id or f"{socket.gethostname()}-{port}",
+            cfg.advertise_url or _default_url(config),
+            time.time(),
+        )
+        self.events = events
+        self.state = ClusterState.OFF if self.url is None else ClusterState.CONNECTING
+        self.peers: dict[str, NodeInfo] = {}  # other live nodes, as last seen
+        self.owned: dict[str, set[str]] = {"camera": set(), "room": set()}
+        self.sent = self.received = self.dropped = self.reconnects = 0
+        self._outbox: deque[dict[str, Any]] = deque()
+        self._wake = asyncio.Event()
+        self._redis: aioredis.Redis | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._writes: set[asyncio.Task[None]] = set()
+        # cluster events concern the whole hub: addressed to its top centre(s)' scope
+        self.scope = min((c.code for c in config.centres), key=len)
+
+    # -- state -----------------------------------------------------------------------------
+    def _set_state(self, new: ClusterState, why: str = "") -> None:
+        if new is self.state:
+            return
+        old, self.state = self.state, new
+        log.info("cluster %s: %s -> %s%s", self.node.id, old, new, f" ({why})" if why else "")
+        self.events.publish("cluster.state", self.scope, {"node": self.node.id, "state": str(new)})
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "state": str(self.state),
+            "node": self.node.id,
+            "nodes": sorted([self.node.id, *self.peers]) if self.state is ClusterState.UP else [],
+        }
+
+    # -- ownership ---------------------------------------------------------------------------
+    def claim(self, kind: str, item: str) -> None:
+        """This node owns `item` (a camera or room id); written now or on the next connect."""
+        self.owned[kind].add(item)
+        self._spawn_write("hset", f"{PREFIX}owner:{kind}", item, self.node.id)
+
+    def release(self, kind: str, item: str) -> None:
+        self.owned[kind].discard(item)
+        self._spawn_write("hdel", f"{PREFIX}owner:{kind}", item)
+
+    async def owner(self, kind: str, item: str) -> NodeInfo | None:
+        """The live node that owns `item`; None when unknown, its node is gone, or Redis is
+        away (callers then treat the item as unavailable)."""
+        if item in self.owned[kind]:
+            return self.node
+        r = self._redis
+        if r is None or self.state is not ClusterState.UP:
+            return None
+        try:
+            node_id = await r.hget(f"{PREFIX}owner:{kind}", item)
+        except NETWORK_ERRORS:
+            return None
+        return self.peers.get(node_id) if isinstance(node_id, str) else None
+
+    def _spawn_write(self, op: str, *args: str) -> None:
+        r = self._redis
+        if r is None or self.state is not ClusterState.UP:
+            return  # re-claimed from `owned` on the next connect
+
+        async def write() -> None:
+            with contextlib.suppress(*NETWORK_ERRORS):
+                await getattr(r, op)(*args)
+
+        task = asyncio.get_running_loop().create_task(write())
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    # -- events ------------------------------------------------------------------------------
+    def _tap(self, event: Event) -> None:
+        if _local_only(event):
+            return
+        if event.topic == "room.updated" and isinstance(event.data.get("id"), str):
+            room = event.data["id"]
+            if event.data.get("ended"):
+                self.release("room", room)
+            elif room not in self.owned["room"]:
+                self.claim("room", room)
+        if len(self._outbox) >= OUTBOX:
+            self._outbox.popleft()
+            self.dropped += 1
+        self._outbox.append(
+            {
+                "origin": self.node.id,
+                "topic": event.topic,
+                "centre": event.centre,
+                "data": event.data,
+                "to_users": sorted(event.to_users),
+                "at": event.at,
+            }
+        )
+        self._wake.set()
+
+    def _deliver(self, raw: str | bytes) -> None:
+        try:
+            msg = json.loads(raw)
+            origin, topic, centre = msg["origin"], msg["topic"], msg["centre"]
+        except (ValueError, KeyError, TypeError):
+            log.warning("cluster: unreadable message on %s", CHANNEL)
+            return
+        if origin == self.node.id:
+            return
+        self.received += 1
+        self.events.publish(
+            topic,
+            centre,
+            msg.get("data") or {},
+            to_users=frozenset(msg.get("to_users") or ()),
+            origin=origin,
+            at=msg.get("at"),
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        if self.url is None:
+            return
+        self.events.taps.append(self._tap)
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def close(self, *, graceful: bool = True) -> None:
+        """Stop; graceful: deregister at once (peers learn now, not after node_ttl)."""
+        if self._tap in self.events.taps:
+            self.events.taps.remove(self._tap)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for task in list(self._writes):
+            task.cancel()
+        await asyncio.gather(*self._writes, return_exceptions=True)
+        r, self._redis = self._redis, None
+        if r is not None:
+            if graceful and self.state is ClusterState.UP:
+                with contextlib.suppress(*NETWORK_ERRORS):
+                    await self._leave(r)
+            with contextlib.suppress(*NETWORK_ERRORS):
+                await r.aclose()
+
+    async def _run(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                await self._session()
+            except NETWORK_ERRORS as err:
+                why = f"{type(err).__name__}: {err}"
+            else:
+                why = "connection ended"
+            r, self._redis = self._redis, None
+            if r is not None:
+                with contextlib.suppress(*NETWORK_ERRORS):
+                    await r.aclose()
+            if self.state is ClusterState.UP:
+                attempt = 0
+            self._set_state(ClusterState.DEGRADED, why)
+            self.peers.clear()
+            await asyncio.sleep(BACKOFF[min(attempt, len(BACKOFF) - 1)])
+            attempt += 1
+            self.reconnects += 1
+
+    async def _session(self) -> None:
+        assert self.url is not None
+        timeout = max(1.0, self.node_ttl / 2)
+        r: aioredis.Redis = aioredis.from_url(
+            self.url,
+            decode_responses=True,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            health_check_interval=0,
+        )
+        self._redis = r
+        pubsub = r.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(CHANNEL)
+            await self._join(r)
+            resynced = self.reconnects > 0
+            self._set_state(ClusterState.UP)
+            if resynced:
+                self.events.publish("cluster.resync", self.scope, {"node": self.node.id})
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._beat(r))
+                tg.create_task(self._send(r))
+                tg.create_task(self._listen(pubsub))
+        except* NETWORK_ERRORS as group:
+            raise group.exceptions[0] from None
+        finally:
+            with contextlib.suppress(*NETWORK_ERRORS):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _join(self, r: aioredis.Redis) -> None:
+        """Register this node and (re-)claim what it owns: after a Redis restart the keys are
+        gone, after a partition another node may have written over them."""
+        await self._announce(r)
+        for kind, items in self.owned.items():
+            if items:
+                await r.hset(f"{PREFIX}owner:{kind}", mapping=dict.fromkeys(items, self.node.id))
+        await self._refresh_peers(r)
+
+    async def _leave(self, r: aioredis.Redis) -> None:
+        await r.delete(f"{PREFIX}node:{self.node.id}")
+        await r.srem(NODES, self.node.id)
+        for kind, items in self.owned.items():
+            if items:
+                await r.hdel(f"{PREFIX}owner:{kind}", *items)
+
+    async def _announce(self, r: aioredis.Redis) -> None:
+        info = json.dumps(self.node.to_json())
+        await r.set(f"{PREFIX}node:{self.node.id}", info, px=int(self.node_ttl * 1000))
+        await r.sadd(NODES, self.node.id)
+
+    async def _beat(self, r: aioredis.Redis) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            await self._announce(r)
+            await self._refresh_peers(r)
+
+    async def _refresh_peers(self, r: aioredis.Redis) -> None:
+        members = await r.smembers(NODES)  # str: decode_responses
+        ids = sorted(str(i) for i in members if str(i) != self.node.id)
+        infos = await r.mget([f"{PREFIX}node:{i}" for i in ids]) if ids else []
+        alive: dict[str, NodeInfo] = {}
+        for node_id, raw in zip(ids, infos, strict=True):
+            if raw is None:
+                await r.srem(NODES, node_id)  # its key expired: it stopped beating
+                continue
+            data = json.loads(raw)
+            alive[node_id] = NodeInfo(node_id, str(data.get("url", "")), data.get("started", 0))
+        for gone in sorted(self.peers.keys() - alive.keys()):
+            log.warning("cluster: node %s is gone", gone)
+            info = self.peers[gone].to_json()
+            self.events.publish("cluster.node", self.scope, {"node": gone, "state": "down", **info})
+        for new in sorted(alive.keys() - self.peers.keys()):
+            log.info("cluster: node %s is up (%s)", new, alive[new].url)
+            self.events.publish(
+                "cluster.node", self.scope, {"node": new, "state": "up", **alive[new].to_json()}
+            )
+        self.peers = alive
+
+    async def _send(self, r: aioredis.Redis) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._outbox:
+                msg = self._outbox[0]
+                await r.publish(CHANNEL, json.dumps(msg, ensure_ascii=False))
+                self._outbox.popleft()  # only once sent: a failure keeps it for the retry
+                self.sent += 1
+
+    async def _listen(self, pubsub: Any) -> None:
+        # get_message with a timeout polls; listen() would hit socket_timeout when idle
+        while True:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            if message is not None and message.get("type") == "message":
+                self._deliver(message["data"])
+
+
+def _default_url(config: HubConfig) -> str:
+    http = config.http
+    scheme = "https" if http.tls_cert else "http"
+    host = socket.gethostname() if http.host in ("0.0.0.0", "::", "") else http.host
+    return f"{scheme}://{host}:{http.port}"
+
+
+async def cluster_ctx(app: web.Application) -> AsyncIterator[None]:
+    from hub import keys
+
+    cluster = Cluster(app[keys.CONFIG], app[keys.EVENTS])
+    app[keys.CLUSTER] = cluster
+    cluster.start()
+    for camera in app[keys.CAMERAS].all():
+        cluster.claim("camera", camera.id)
+    yield
+    await cluster.close()
