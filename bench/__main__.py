@@ -8,7 +8,10 @@ import importlib
 import sys
 import traceback
 
-NAMES = ("viewers", "instant_start", "latency", "cameras", "recording", "motion", "mosaic")
+NAMES = (
+    "viewers", "instant_start", "latency", "cameras", "recording", "motion", "mosaic", "meeting",
+    "signaling", "fanout",
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -71,6 +71,8 @@ async def _measure(kind: str, total: int) -> dict[str, float]:
                     str(per),
                     "--user",
                     "bench-actor",
+                    "--out",
+                    str(wd / f"delays{i}.json"),
                 ],
                 wd,
                 stdin=True,
@@ -98,9 +100,10 @@ async def _measure(kind: str, total: int) -> dict[str, float]:
                         await asyncio.sleep(0.5)
         cpu = 100 * (cpu_seconds(server.pid) - cpu0) / (loop.time() - t0)
         delays: list[float] = []
-        for c in clients:
+        for i, c in enumerate(clients):
             await c.send("report")
-            delays += json.loads(await c.readline(60))
+            await c.wait_for("DONE", 60)
+            delays += json.loads((wd / f"delays{i}.json").read_text())
         return {
             "p50": 1000 * _pct(delays, 0.5),
             "p99": 1000 * _pct(delays, 0.99),

@@ -4,7 +4,8 @@
 
 Opens `--count` sockets, prints `READY n` once every one got its first frame, then records for
 every event about `--user` the delay from the event's `at` (hub clock = this host's clock) to
-its arrival. On a `report` line on stdin it prints the delays (JSON) and exits.
+its arrival. On a `report` line on stdin it writes the delays (JSON) to `--out`, prints
+`DONE` and exits.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import resource
 import sys
 import time
+from pathlib import Path
 
 import aiohttp
 
@@ -53,6 +55,7 @@ async def main() -> None:
     p.add_argument("--url", required=True)
     p.add_argument("--count", type=int, required=True)
     p.add_argument("--user", required=True)
+    p.add_argument("--out", required=True, help="file for the delays (JSON list of seconds)")
     args = p.parse_args()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -75,7 +78,8 @@ async def main() -> None:
             line = await loop.run_in_executor(None, sys.stdin.readline)
             if not line or line.strip() == "report":
                 break
-        print(json.dumps(delays), flush=True)
+        await asyncio.to_thread(Path(args.out).write_text, json.dumps(delays))
+        print("DONE", flush=True)
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -10,10 +10,13 @@ from pathlib import Path
 from aiohttp import web
 
 from config.schema import HubConfig
-from hub import recordings_app, rooms_app, walls_app
+from hub import cluster_relay, petitions_app, recordings_app, rooms_app, walls_app
 from hub.api import audit as audit_api
+from hub.api import broadcasts as broadcasts_api
 from hub.api import calls as calls_api
 from hub.api import cameras as camera_api
+from hub.api import notices as notices_api
+from hub.api import petitions as petitions_api
 from hub.api import recordings as recordings_api
 from hub.api import rollcalls as rollcalls_api
 from hub.api import rooms as rooms_api
@@ -21,6 +24,7 @@ from hub.api import system as system_api
 from hub.auth import AuthError, TokenIssuer
 from hub.cameras import Camera, CameraRegistry
 from hub.centres import CentreTree
+from hub.cluster import cluster_ctx
 from hub.db import Database
 from hub.errors import ApiError, Handler, error_middleware
 from hub.events import EventBus
@@ -96,6 +100,7 @@ def build_app(config: HubConfig) -> web.Application:
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_webrtc_ctx)
     app.cleanup_ctx.append(_cameras_ctx)
+    app.cleanup_ctx.append(cluster_ctx)  # Redis scale-out (issue 8); off without redis.url
     app.cleanup_ctx.append(recordings_app.audit_ctx)
     app.cleanup_ctx.append(recordings_app.recordings_ctx)
     app.cleanup_ctx.append(walls_app.monitoring_ctx)  # alerts, walls, duty checks
@@ -103,8 +108,12 @@ def build_app(config: HubConfig) -> web.Application:
     app.cleanup_ctx.append(calls_api.calls_ctx)  # calls and roll calls (issue 3)
     app.cleanup_ctx.append(rollcalls_api.rollcalls_ctx)
     app.cleanup_ctx.append(rooms_app.rooms_ctx)  # the SFU; torn down first
+    app.cleanup_ctx.append(petitions_app.petitions_ctx)  # needs the SFU (issue 4)
+    app.cleanup_ctx.append(notices_api.notices_ctx)  # issue 7
+    app.cleanup_ctx.append(broadcasts_api.broadcasts_ctx)  # needs the SFU; torn down before it
     system_api.add_routes(app)
     camera_api.add_routes(app)
+    cluster_relay.add_routes(app)  # hub-to-hub relay leg (issue 8)
     calls_api.add_routes(app)
     calls_api.register_ws(app)
     rollcalls_api.add_routes(app)
@@ -113,6 +122,9 @@ def build_app(config: HubConfig) -> web.Application:
     audit_api.add_routes(app)
     walls_app.add_routes(app)
     rooms_api.add_routes(app)
+    petitions_api.add_routes(app)
+    broadcasts_api.add_routes(app)
+    notices_api.add_routes(app)
     app.router.add_get("/ws", ws_handler)
     app.router.add_get("/", _console)
     app.router.add_static("/static/", WEB_ROOT, show_index=False)

@@ -28,6 +28,9 @@ from hub.walls_sources import PictureSources
 from signaling.whep import WhepSessions
 
 if TYPE_CHECKING:
+    from hub.cluster import Cluster
+    from hub.petitions import Petitions
+    from hub.petitions_hearing import HearingRecorder
     from hub.room_media import RoomMedia
     from hub.ws import WsRouter
 
@@ -56,6 +59,11 @@ DUTY = web.AppKey("duty", DutyChecks)
 # calls and roll calls (issue 3)
 CALLS = web.AppKey("calls", Calls)
 ROLLCALLS = web.AppKey("rollcalls", RollCalls)
+# scale-out (issue 8): Redis presence, ownership map, cross-node events
+CLUSTER: web.AppKey[Cluster] = web.AppKey("cluster")
+# petitions (issue 4): cases and the recorder of their hearings
+PETITIONS: web.AppKey[Petitions] = web.AppKey("petitions")
+HEARINGS: web.AppKey[HearingRecorder] = web.AppKey("hearings")
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 

@@ -7,7 +7,7 @@ from aiohttp import web
 from hub import keys
 from hub.cameras import Camera
 from hub.errors import ApiError
-from signaling.ice import client_ice_servers
+from hub.turn import client_ice_servers_for, link_header
 from signaling.whep import OfferError
 from streams.snapshot import SnapshotUnavailable
 from streams.stream import StreamState
@@ -79,19 +79,9 @@ async def whep_offer(request: web.Request) -> web.Response:
         recordings_api.playback_started(request, playback, session.id)
     location = f"/api/cameras/{cam.id}/whep/{session.id}"
     headers = {"Location": location, "ETag": f'"{session.id}"'}
-    links = []
-    for server in client_ice_servers(cfg.webrtc.ice_servers):
-        urls = server["urls"]
-        assert isinstance(urls, list)
-        for url in urls:
-            link = f'<{url}>; rel="ice-server"'
-            if "username" in server:
-                credential = server.get("credential", "")
-                link += f'; username="{server["username"]}"; credential="{credential}"'
-                link += '; credential-type="password"'
-            links.append(link)
+    links = link_header(client_ice_servers_for(cfg.webrtc, p.user))  # incl. TURN credentials
     if links:
-        headers["Link"] = ", ".join(links)
+        headers["Link"] = links
     return web.Response(status=201, text=answer, content_type="application/sdp", headers=headers)
 
 

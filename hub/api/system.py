@@ -10,7 +10,8 @@ from aiohttp import web
 from hub import keys
 from hub.auth import check_password
 from hub.errors import ApiError
-from hub.metrics import render_metrics
+from hub.metrics import render_all_metrics
+from hub.turn import client_ice_servers_for
 
 
 async def health(request: web.Request) -> web.Response:
@@ -23,6 +24,10 @@ async def health(request: web.Request) -> web.Response:
             "cameras": len(cameras),
             "online": sum(1 for c in cameras if c.status() == "online"),
             "viewers": len(app[keys.WHEP]),
+            # scale-out: "off" (no redis.url), "up", "connecting" or "degraded" (Redis away,
+            # local features go on); `nodes`: the live hub nodes while up
+            "cluster": str(app[keys.CLUSTER].state) if keys.CLUSTER in app else "off",
+            "nodes": app[keys.CLUSTER].to_json()["nodes"] if keys.CLUSTER in app else [],
         }
     )
 
@@ -67,8 +72,6 @@ async def me(request: web.Request) -> web.Response:
     centre = request.app[keys.CENTRES].get(p.centre)
     user = request.app[keys.USERS].get(p.user)
     cfg = request.app[keys.CONFIG]
-    from signaling.ice import client_ice_servers
-
     return web.json_response(
         {
             "user": p.user,
@@ -76,7 +79,7 @@ async def me(request: web.Request) -> web.Response:
             "role": str(p.role),
             "centre": p.centre,
             "centre_name": centre.name if centre else None,
-            "ice_servers": client_ice_servers(cfg.webrtc.ice_servers),
+            "ice_servers": client_ice_servers_for(cfg.webrtc, p.user),  # incl. TURN
         }
     )
 
@@ -97,7 +100,7 @@ async def streams(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     keys.principal(request)
-    text = render_metrics(request.app)
+    text = await render_all_metrics(request.app)
     return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
 

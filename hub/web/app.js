@@ -116,8 +116,10 @@ class Console {
     $("nav-dispatch").hidden = !["dispatcher", "admin"].includes(role);
     $("nav-rooms").hidden = ["terminal", "petitioner"].includes(role);
     $("nav-terminal").hidden = !["terminal", "admin"].includes(role);
+    $("nav-desk").hidden = !["receptionist", "mediator", "dispatcher", "admin"].includes(role);
+    $("nav-kiosk").hidden = !["terminal", "admin"].includes(role);
     const next = new URLSearchParams(location.search).get("next") || "";
-    if (/^\/static\/(dispatch|terminal|room)\.html(\?|$)/.test(next)) location.replace(next);
+    if (/^\/static\/(dispatch|terminal|room|desk|kiosk|case)\.html(\?|$)/.test(next)) location.replace(next);
   }
 
   async signOut(message = "") {
