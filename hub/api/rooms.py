@@ -86,8 +86,16 @@ async def get_room(request: web.Request) -> web.Response:
     return web.json_response(room.to_json())
 
 
+def _not_a_broadcast(room: Room) -> None:
+    """Broadcasts keep attendance and decide who is on stage: they go through their own
+    endpoints."""
+    if room.kind is RoomKind.BROADCAST:
+        raise ApiError(409, "this room is a broadcast: use /api/broadcasts/{id}/join and /publish")
+
+
 async def join(request: web.Request) -> web.Response:
     room, p = _room(request)
+    _not_a_broadcast(room)
     try:
         seat = request.app[keys.ROOMS].join(room, p)
     except RoomError as err:
@@ -105,6 +113,7 @@ async def leave(request: web.Request) -> web.Response:
 
 async def publish(request: web.Request) -> web.Response:
     room, p = _room(request)
+    _not_a_broadcast(room)
     seat = _present_seat(room, p)
     offer = await _sdp(request)
     try:

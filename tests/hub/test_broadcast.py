@@ -190,3 +190,21 @@ async def test_presenter_viewers_late_viewer_and_stage(
 def _p(client: Client, member: Member) -> Principal:
     principal: Principal = client.app[TOKENS].verify(member.headers["Authorization"][7:])
     return principal
+
+
+async def test_room_endpoints_refuse_broadcast_rooms(token: Callable[..., str]) -> None:
+    """Joining or publishing a broadcast through the generic room endpoints would skip
+    attendance and the stage rule: they answer 409 and name the right endpoints."""
+    async with TestClient(TestServer(build_app(parse_config(topology())), host="127.0.0.1")) as client:
+        host = {"Authorization": f"Bearer {token('dispatcher', COUNTY, 'county-d')}"}
+        resp = await client.post("/api/broadcasts", json={"title": "培训", "centres": [VILLAGE]}, headers=host)
+        assert resp.status == 201, await resp.text()
+        room = (await resp.json())["room"]
+        viewer = {"Authorization": f"Bearer {token('terminal', VILLAGE, 'village-t')}"}
+        resp = await client.post(f"/api/rooms/{room}/join", headers=viewer)
+        assert resp.status == 409
+        assert "/api/broadcasts" in (await resp.json())["error"]["message"]
+        resp = await client.post(
+            f"/api/rooms/{room}/publish", data="v=0", headers={**viewer, "Content-Type": "application/sdp"}
+        )
+        assert resp.status == 409
