@@ -28,7 +28,7 @@ TARGET_MS = 300.0
 
 async def first_frame_ms(http: aiohttp.ClientSession, hub: Hub, camera: str) -> float:
     pc = RTCPeerConnection()
-    tracks: asyncio.Queue[MediaStreamTrack] = asyncio.Queue()
+    tracks: asyncio.Queue[MediaStreamTrack] = asyncio.Queue(maxsize=8)
     pc.on("track", tracks.put_nowait)
     pc.addTransceiver("video", direction="recvonly")
     await pc.setLocalDescription(await pc.createOffer())

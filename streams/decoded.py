@@ -32,9 +32,9 @@ import numpy.typing as npt
 from av.video.codeccontext import VideoCodecContext
 
 from streams.media import CLOCK_RATE, Codec, Packet, StreamInfo
-from streams.pyav_source import Emit, Stopped, run_in_thread
 from streams.relay import Relay
 from streams.snapshot import DECODABLE, create_decoder, with_parameter_sets
+from streams.threads import Emit, Stopped, feed_thread
 
 log = logging.getLogger(__name__)
 
@@ -171,19 +171,9 @@ class DecodedTap:
     async def _run(self) -> None:
         pull = self.stream.acquire(f"decoded:{self.name}")
         consumer = self.stream.relay.subscribe(f"decoded:{self.name}")
-        worker = asyncio.create_task(run_in_thread(f"decode-{self.name}", self._work))
         try:
-            async for packet in consumer:
-                if worker.done():
-                    break
-                self._offer(packet)
-            if worker.done() and not worker.cancelled() and worker.exception() is not None:
-                log.error("%s: decoded tap failed: %s", self.name, worker.exception())
+            await feed_thread(consumer, self._offer, f"decode-{self.name}", self._work)
         finally:
-            consumer.close()
-            worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
             pull.release()
 
     def _offer(self, packet: Packet) -> None:

@@ -34,8 +34,8 @@ from av.video.codeccontext import VideoCodecContext
 
 from streams.decoded import DecodedFrame
 from streams.media import CLOCK_RATE, Codec, Packet, PacketSink, StreamInfo
-from streams.pyav_source import Emit, Stopped, run_in_thread
 from streams.synthetic import parameter_sets
+from streams.threads import Emit, Stopped, run_in_thread
 
 Image = npt.NDArray[np.uint8]
 LAYOUTS = (1, 4, 9, 16)

@@ -22,7 +22,7 @@ import av.bitstream
 
 from streams import h264
 from streams.media import CLOCK_RATE, Codec, Packet, PacketSink, SourceError, StreamInfo
-from streams.pyav_source import Emit, Stopped, run_in_thread
+from streams.threads import Emit, Stopped, run_in_thread
 
 SPEEDS = (0.5, 1.0, 2.0, 4.0, 8.0)
 IDLE_WAIT = 0.5

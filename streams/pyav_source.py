@@ -1,8 +1,9 @@
 """Cameras read through PyAV (FFmpeg): RTMP, HTTP MJPEG/FLV/MPEG-TS, RTSP fallback, files.
 
-Each source runs FFmpeg's open and demux in ONE dedicated thread (`run_in_thread`) and hands
-packets to the event loop with `loop.call_soon_threadsafe`. Cancelling `run()` sets a stop flag
-that the thread checks between packets; a blocked open or read ends at the latest after
+Each source runs FFmpeg's open and demux in ONE dedicated thread
+(`streams.threads.run_in_thread`) and hands packets to the event loop with
+`loop.call_soon_threadsafe`. Cancelling `run()` sets a stop flag that the thread checks
+between packets; a blocked open or read ends at the latest after
 `SourceOptions.timeout` (FFmpeg's interrupt callback), and the thread closes its container
 itself (closing it from another thread while FFmpeg reads would be a use-after-free).
 `run()` returns or raises only once the thread has ended.
@@ -10,11 +11,10 @@ itself (closing it from another thread while FFmpeg reads would be a use-after-f
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from fractions import Fraction
 from urllib.parse import unquote, urlsplit
 
@@ -28,68 +28,10 @@ from av.bitstream import BitStreamFilterContext
 from streams import h264
 from streams.media import CLOCK_RATE, Codec, Packet, PacketSink, SourceError, StreamInfo
 from streams.registry import SourceOptions, redact_url
+from streams.threads import Emit, Stopped, run_in_thread
 
-Emit = Callable[[Callable[[], None]], None]
 HEVC_PARAMETER_SET_TYPES = (32, 33, 34)  # VPS, SPS, PPS
 MAX_SKIPPED = 600  # packets waited for a first keyframe before passing everything on
-
-
-class Stopped(Exception):
-    """Raised inside a worker thread when its owner asked it to stop."""
-
-
-async def run_in_thread(name: str, work: Callable[[Emit, threading.Event], None]) -> None:
-    """Run blocking `work(emit, stop)` in one dedicated thread until it returns.
-
-    `emit(callback)` schedules `callback()` on the event loop, in order. Exceptions raised by
-    `work` are re-raised here. On cancellation `stop` is set and the thread is joined before
-    the cancellation completes, so no thread outlives the call.
-    """
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
-    stop = threading.Event()
-
-    def emit(callback: Callable[[], None]) -> None:
-        loop.call_soon_threadsafe(callback)
-
-    def finish(error: BaseException | None) -> None:
-        if done.done():
-            return
-        if error is None:
-            done.set_result(None)
-        else:
-            done.set_exception(error)
-
-    def main() -> None:
-        error: BaseException | None = None
-        try:
-            work(emit, stop)
-        except Stopped:
-            pass
-        except BaseException as exc:  # handed to the awaiting task
-            error = exc
-        try:
-            loop.call_soon_threadsafe(finish, error)
-        except RuntimeError:  # loop already closed: nobody is waiting
-            pass
-
-    thread = threading.Thread(target=main, name=f"zzhub-{name}", daemon=True)
-    thread.start()
-    try:
-        await asyncio.shield(done)
-    except asyncio.CancelledError:
-        stop.set()
-        while not done.done():
-            try:
-                await asyncio.shield(done)
-            except asyncio.CancelledError:
-                continue  # keep waiting: the thread must end before we do
-            except Exception:
-                break
-        thread.join()
-        raise
-    finally:
-        thread.join()
 
 
 def hevc_parameter_sets_from_hvcc(extradata: bytes) -> bytes:

@@ -5,6 +5,7 @@ one), and dropping pictures after a loss until the next keyframe.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Protocol
 
@@ -17,7 +18,7 @@ class AccessUnitHandler(Protocol):
     def __call__(self, data: bytes, timestamp: int, keyframe: bool, arrival: float) -> None: ...
 
 
-class Depacketizer:
+class Depacketizer(ABC):
     """Base class; subclasses implement `_payload()` for their codec's payload format (and
     call `_nal()`, `_fragment()` and `_broken_picture()`)."""
 
@@ -57,8 +58,9 @@ class Depacketizer:
         if marker:
             self._close()
 
+    @abstractmethod
     def _payload(self, payload: memoryview) -> None:
-        raise NotImplementedError
+        """One RTP payload of this codec (H.264 / H.265 packetization)."""
 
     def _nal(self, nal: Buffer, keyframe: bool) -> None:
         """A complete NAL unit (header included)."""

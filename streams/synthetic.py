@@ -38,8 +38,9 @@ from av.video.codeccontext import VideoCodecContext
 
 from streams import h264
 from streams.media import CLOCK_RATE, Codec, Packet, PacketSink, SourceError, StreamInfo
-from streams.pyav_source import HEVC_PARAMETER_SET_TYPES, Emit, Stopped, run_in_thread
+from streams.pyav_source import HEVC_PARAMETER_SET_TYPES
 from streams.registry import SourceOptions
+from streams.threads import Emit, Stopped, run_in_thread
 
 LOOP_SECONDS = 4.0
 Image = npt.NDArray[np.uint8]

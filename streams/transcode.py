@@ -23,10 +23,10 @@ from av.video.codeccontext import VideoCodecContext
 from av.video.frame import PictureType
 
 from streams.media import CLOCK_RATE, Codec, Packet, StreamInfo
-from streams.pyav_source import Emit, Stopped, run_in_thread
 from streams.relay import Relay
 from streams.snapshot import create_decoder, with_parameter_sets
 from streams.synthetic import parameter_sets
+from streams.threads import Emit, Stopped, feed_thread
 
 log = logging.getLogger(__name__)
 
@@ -92,19 +92,7 @@ class Transcoder:
 
     async def _run(self) -> None:
         consumer = self.source.subscribe(f"transcode:{self.name}")
-        worker = asyncio.create_task(run_in_thread(f"transcode-{self.name}", self._work))
-        try:
-            async for packet in consumer:
-                if worker.done():
-                    break
-                self._offer(packet)
-            if worker.done() and not worker.cancelled() and worker.exception() is not None:
-                log.error("%s: transcoder failed: %s", self.name, worker.exception())
-        finally:
-            consumer.close()
-            worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
+        await feed_thread(consumer, self._offer, f"transcode-{self.name}", self._work)
 
     def _offer(self, packet: Packet) -> None:
         info = self.source.info
