@@ -20,8 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-from functools import partial
-from typing import Any
+from typing import Any, Self
 
 from aioice.ice import StunProtocol
 from aiortc import RTCRtpSender, clock
@@ -53,6 +52,11 @@ def h264_payloads(packet: Packet) -> list[bytes]:
 class FastSender:
     """Replaces one sender's RTP loop and retransmission with the lean versions."""
 
+    # what differs between media (see signaling/forward_audio.py for Opus)
+    send_time = True  # abs-send-time per frame (video: the receiver's bandwidth estimate)
+    keep_history = True  # raw packets kept for NACK retransmission
+    marker_last = True  # RTP marker on the last packet of a frame
+
     def __init__(self, sender: RTCRtpSender, track: RelayTrack) -> None:
         self.sender = sender
         self.track = track
@@ -61,11 +65,26 @@ class FastSender:
         self.retransmits = 0
 
     @classmethod
-    def install(cls, sender: RTCRtpSender, track: RelayTrack) -> FastSender:
+    def install(cls, sender: RTCRtpSender, track: RelayTrack) -> Self:
         fast = cls(sender, track)
-        sender._run_rtp = partial(FastSender._run_rtp, fast)  # type: ignore[method-assign]
-        sender._retransmit = partial(FastSender._retransmit, fast)  # type: ignore[method-assign]
+        sender._run_rtp = fast._run_rtp  # type: ignore[method-assign]
+        sender._retransmit = fast._retransmit  # type: ignore[method-assign]
         return fast
+
+    def payloads(self, packet: Packet) -> list[bytes]:
+        """The RTP payloads of one relay packet (H.264: packetized once for every viewer)."""
+        return h264_payloads(packet)
+
+    def _extensions(self, ext_map: Any, mid: Any) -> tuple[int, bytes]:
+        """(first header byte, header-extension block) for the next frame."""
+        ext = HeaderExtensions()
+        if self.send_time:
+            ext.abs_send_time = (clock.current_ntp_time() >> 14) & 0x00FFFFFF
+        ext.mid = mid
+        profile, value = ext_map.set(ext)
+        if not value:
+            return 0x80, b""
+        return 0x90, struct.pack("!HH", profile, len(value) >> 2) + value
 
     def _get(self, name: str) -> Any:
         return getattr(self.sender, _SENDER + name)
@@ -96,24 +115,18 @@ class FastSender:
         ssrc = sender._ssrc
         sequence = random16()
         origin = random32()
-        history = self.history
+        history = self.history if self.keep_history else None
+        first, ext_block = self._extensions(ext_map, mid)
         try:
             while True:
                 packet = await self.track.next_packet()
-                payloads = h264_payloads(packet)
+                payloads = self.payloads(packet)
                 if not payloads:
                     continue
                 timestamp = (origin + packet.pts) & 0xFFFFFFFF
-                ext = HeaderExtensions()
-                ext.abs_send_time = (clock.current_ntp_time() >> 14) & 0x00FFFFFF
-                ext.mid = mid
-                profile, ext_value = ext_map.set(ext)
-                if ext_value:
-                    first = 0x90
-                    ext_block = struct.pack("!HH", profile, len(ext_value) >> 2) + ext_value
-                else:
-                    first, ext_block = 0x80, b""
-                last = len(payloads) - 1
+                if self.send_time:
+                    first, ext_block = self._extensions(ext_map, mid)
+                last = len(payloads) - 1 if self.marker_last else -1
                 octets = 0
                 for i, payload in enumerate(payloads):
                     marker = 0x80 if i == last else 0
@@ -122,7 +135,8 @@ class FastSender:
                         + ext_block
                         + payload
                     )
-                    history[sequence % RTP_HISTORY_SIZE] = (sequence, data)
+                    if history is not None:
+                        history[sequence % RTP_HISTORY_SIZE] = (sequence, data)
                     self._send(data)
                     octets += len(payload)
                     sequence = uint16_add(sequence, 1)
