@@ -12,12 +12,15 @@ import asyncio
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any, Literal
 
 from aiohttp import web
+from pydantic import Field
 
 from hub import keys
 from hub.api.cameras import visible_camera
 from hub.api.system import read_json
+from hub.auth import Principal
 from hub.cameras import Camera
 from hub.errors import ApiError
 from hub.recordings import valid_tag
@@ -31,6 +34,7 @@ from hub.recordings_export import (
 )
 from hub.recordings_index import SegmentRow, coverage
 from hub.recordings_playback import Playback
+from hub.ws import Request, WsClient, WsError
 from streams.playback import PlaylistItem
 from streams.playback_clip import NothingRecorded, write_clip
 from streams.stream import Stream
@@ -269,8 +273,11 @@ def playback_started(request: web.Request, playback: Playback, session_id: str) 
 
 
 def _own_playback(request: web.Request) -> Playback:
-    p = keys.principal(request)
-    playback = request.app[keys.PLAYBACKS].get(request.match_info["session"])
+    return _owned(request.app, keys.principal(request), request.match_info["session"])
+
+
+def _owned(app: web.Application, p: Principal, session_id: str) -> Playback:
+    playback = app[keys.PLAYBACKS].get(session_id)
     if playback is None or not p.can_see(playback.centre):
         raise ApiError(404, "no such playback session")
     if playback.user != p.user and p.role != "admin":
@@ -284,7 +291,12 @@ async def playback_status(request: web.Request) -> web.Response:
 
 async def playback_control(request: web.Request) -> web.Response:
     playback = _own_playback(request)
-    body = await read_json(request)
+    _control(playback, await read_json(request))
+    return web.json_response(playback.to_json())
+
+
+def _control(playback: Playback, body: dict[str, Any]) -> None:
+    """seek / pause / resume / speed, from REST or the WebSocket."""
     action, ctl = body.get("action"), playback.control
     if action == "seek":
         at = parse_time(str(body.get("at", "")), "at")
@@ -302,7 +314,27 @@ async def playback_control(request: web.Request) -> web.Response:
             raise ApiError(400, str(err)) from None
     else:
         raise ApiError(400, "action must be seek, pause, resume or speed")
-    return web.json_response(playback.to_json())
+
+
+class PlaybackControl(Request):
+    session: str = Field(min_length=1, max_length=64)
+    action: Literal["seek", "pause", "resume", "speed"]
+    at: str | int | None = None
+    speed: float | None = None
+
+
+def register_ws(app: web.Application) -> None:
+    """`playback.control` over /ws: the same actions as POST /api/playback/{session}/control."""
+
+    async def control(client: WsClient, req: PlaybackControl) -> dict[str, Any]:
+        try:
+            playback = _owned(app, client.principal, req.session)
+            _control(playback, req.model_dump(exclude={"session"}, exclude_none=True))
+        except ApiError as err:
+            raise WsError(err.code, err.message) from None
+        return playback.to_json()
+
+    app[keys.WS].register("playback.control", PlaybackControl, control)
 
 
 async def recorder_stats(request: web.Request) -> web.Response:
@@ -330,3 +362,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/cameras/{camera}/mark", mark)
     app.router.add_get("/api/playback/{session}", playback_status)
     app.router.add_post("/api/playback/{session}/control", playback_control)
+    register_ws(app)

@@ -127,6 +127,19 @@ async def test_playback_from_a_moment_with_controls(rec_hub: RecordingHub) -> No
         control, json={"action": "speed", "speed": 3}, headers=rec_hub.headers()
     ) as r:
         assert r.status == 400
+    # the same controls over the WebSocket
+    ws = await rec_hub.http.ws_connect(f"{rec_hub.base}/ws?token={rec_hub.token}")
+    assert (await ws.receive_json())["type"] == "hello"
+    for i, body in enumerate(({"action": "pause"}, {"action": "resume"}, {"action": "fly"})):
+        await ws.send_json({"v": 1, "id": f"w{i}", "type": "playback.control", "data": {"session": session, **body}})
+        reply = await ws.receive_json()
+        while reply.get("re") != f"w{i}":
+            reply = await ws.receive_json()
+        if body["action"] == "fly":
+            assert reply["type"] == "error" and reply["error"]["code"] == "bad_data"
+        else:
+            assert reply["type"] == "reply" and reply["data"]["paused"] is (body["action"] == "pause")
+    await ws.close()
     frames = viewer.frames
     await viewer.wait_frames(5, timeout=10)
     assert viewer.frames > frames
