@@ -1,6 +1,7 @@
 // The alerts panel: newest alerts of the user's scope with their snapshot, "play from 10 s
 // before" (the recording, served by /api/cameras/{id}/whep?start=ISO) and acknowledge.
-// Polls /api/alerts every few seconds (the list is the truth; events only make it sooner).
+// The list from /api/alerts is the truth: it is reloaded when the WebSocket pushes
+// `alert.raised` / `alert.acked`, and polled slowly as a fallback.
 
 import { describeError } from "./api.js";
 
@@ -11,7 +12,8 @@ const KINDS = {
   disk_full: "磁盘已满 Disk full",
   fire_experimental: "疑似火情 Fire-like (实验性 experimental)",
 };
-const POLL_MS = 3000;
+const POLL_MS = 3000; // without a WebSocket
+const FALLBACK_POLL_MS = 30000; // with one
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -32,13 +34,21 @@ export class AlertsPanel {
     this.timer = null;
   }
 
-  start() {
+  // socket: a HubSocket (ws.js); its alert events trigger an immediate reload.
+  start(socket = null) {
     this.refresh();
-    this.timer = setInterval(() => this.refresh(), POLL_MS);
+    if (socket) {
+      this.unsubscribe = [
+        socket.on("alert.raised", () => this.refresh()),
+        socket.on("alert.acked", () => this.refresh()),
+      ];
+    }
+    this.timer = setInterval(() => this.refresh(), socket ? FALLBACK_POLL_MS : POLL_MS);
   }
 
   stop() {
     clearInterval(this.timer);
+    for (const off of this.unsubscribe || []) off();
     for (const url of this.snapshots.values()) URL.revokeObjectURL(url);
     this.snapshots.clear();
   }

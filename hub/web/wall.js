@@ -8,6 +8,7 @@
 import { AlertsPanel } from "./alerts.js";
 import { Api, describeError } from "./api.js";
 import { WhepPlayer } from "./whep.js";
+import { HubSocket } from "./ws.js";
 
 const $ = (id) => document.getElementById(id);
 const LAYOUTS = [1, 4, 9, 16];
@@ -189,7 +190,10 @@ class Wall {
     const saved = this.load();
     this.setLayout(saved.layout);
     saved.tiles.forEach((id, i) => id && this.cameras.has(id) && this.place(i, id));
-    this.alerts.start();
+    this.socket = new HubSocket(() => this.api.token);
+    this.socket.on("duty.check", () => this.checkDuty());
+    this.socket.connect();
+    this.alerts.start(this.socket);
     setInterval(() => this.refreshCameras(), 5000);
     setInterval(() => this.tiles.forEach((t) => t.poll().catch(() => {})), 1000);
     setInterval(() => this.checkDuty(), 5000);

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from config import parse_config
 from hub.app import build_app
-from hub.keys import DUTY, WHEP
+from hub.keys import ALERTS, DUTY, WHEP
 from tests.browser.conftest import Hub
 from tests.conftest import TOWN, topology
 
@@ -174,3 +174,7 @@ async def test_alerts_panel_snapshot_playback_ack_and_duty(
     await page.wait_for_selector("#duty-banner[hidden]", state="attached")
     answered = await hub.app[DUTY].get(check.id)
     assert answered is not None and answered.status == "answered"
+    # an alert raised now is pushed over the WebSocket: the panel shows it well before its
+    # 30 s fallback poll would
+    await hub.app[ALERTS].raise_alert("disk_full", None, "410922100", {"free_bytes": 0})
+    await page.wait_for_selector(".alerts li[data-kind='disk_full']", timeout=10_000)
