@@ -165,6 +165,15 @@ async def start_hub(wd: Path, cameras: dict[str, str], *, instant_start: bool = 
                         for cid, url in cameras.items()],
         }],
     }
+    return await serve_config(wd, config, name, module=module, ready_within=20)
+
+
+async def serve_config(wd: Path, config: dict[str, object], name: str, *,
+                       module: str = "hub.cli", ready_within: float = 30) -> Hub:
+    """Write `config`, mint an admin token for it and run `python -m MODULE serve -c` on it
+    (its `http.port` must be set); stops the process if it does not come up."""
+    http = config["http"]
+    assert isinstance(http, dict)
     path = wd / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True))
     tok = await spawn(f"{name}-token", [PYTHON, "-m", "hub.cli", "token", "--user", "bench",
@@ -172,8 +181,12 @@ async def start_hub(wd: Path, cameras: dict[str, str], *, instant_start: bool = 
     out, _ = await tok.proc.communicate()
     token = out.decode().strip().splitlines()[-1]
     proc = await spawn(name, [PYTHON, "-m", module, "serve", "-c", str(path)], wd)
-    await proc.wait_for("zzhub listening", 20)
-    return Hub(proc, f"http://127.0.0.1:{port}", token, path)
+    try:
+        await proc.wait_for("zzhub listening", ready_within)
+    except BaseException:
+        await proc.stop()
+        raise
+    return Hub(proc, f"http://127.0.0.1:{http['port']}", token, path)
 
 
 def _version(module: str) -> str:

@@ -15,8 +15,6 @@ import argparse
 import asyncio
 import json
 
-import yaml
-
 from bench.common import (
     CENTRE,
     PYTHON,
@@ -25,6 +23,7 @@ from bench.common import (
     cpu_percent,
     free_port,
     median,
+    serve_config,
     spawn,
     workdir,
     write_section,
@@ -63,31 +62,8 @@ async def start_hub(wd: object, query: str, name: str) -> tuple[Proc, str, str]:
             }
         ],
     }
-    path = wd / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config, allow_unicode=True))
-    tok = await spawn(
-        f"{name}-token",
-        [
-            PYTHON,
-            "-m",
-            "hub.cli",
-            "token",
-            "--user",
-            "bench",
-            "--role",
-            "admin",
-            "--centre",
-            CENTRE,
-            "-c",
-            str(path),
-        ],
-        wd,
-    )
-    out, _ = await tok.proc.communicate()
-    token = out.decode().strip().splitlines()[-1]
-    hub = await spawn(name, [PYTHON, "-m", "hub.cli", "serve", "-c", str(path)], wd)
-    await hub.wait_for("zzhub listening", 30)
-    return hub, f"http://127.0.0.1:{port}", token
+    hub = await serve_config(wd, config, name)
+    return hub.proc, hub.base, hub.token
 
 
 async def mark(procs: list[Proc]) -> int:

@@ -22,16 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bench.common import (
     CENTRE,
-    PYTHON,
     SECRET,
     cpu_percent,
     free_port,
     median,
-    spawn,
+    serve_config,
     workdir,
     write_section,
 )
@@ -102,32 +99,9 @@ async def measure(cameras: int, wd: Path, window: float) -> Step:
             }
         ],
     }
-    path = wd / f"hub-{cameras}.yaml"
-    path.write_text(yaml.safe_dump(config, allow_unicode=True))
-    tok = await spawn(
-        f"token-{cameras}",
-        [
-            PYTHON,
-            "-m",
-            "hub.cli",
-            "token",
-            "--user",
-            "bench",
-            "--role",
-            "admin",
-            "--centre",
-            CENTRE,
-            "-c",
-            str(path),
-        ],
-        wd,
-    )
-    out, _ = await tok.proc.communicate()
-    token = out.decode().strip().splitlines()[-1]
-    hub = await spawn(f"hub-{cameras}", [PYTHON, "-m", "hub.cli", "serve", "-c", str(path)], wd)
-    base = f"http://127.0.0.1:{port}"
+    served = await serve_config(wd, config, f"hub-{cameras}", ready_within=60)
+    hub, base, token = served.proc, served.base, served.token
     try:
-        await hub.wait_for("zzhub listening", 60)
         await asyncio.sleep(12)  # the loop is encoded once, cameras start, first segments
         before = await asyncio.to_thread(_get, base, "/api/recordings/stats", token)
         relays_before = await asyncio.to_thread(_get, base, "/api/streams", token)

@@ -7,6 +7,7 @@ gathers no ICE candidates on 127.0.0.1 and the WHEP session never connects.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -58,10 +59,10 @@ class Hub:
             return body
 
 
-@pytest.fixture
-async def hub() -> AsyncIterator[Hub]:
-    """The hub app with the test topology, served on an ephemeral loopback port."""
-    app = build_app(parse_config(topology()))
+@contextlib.asynccontextmanager
+async def serve_hub(data: dict[str, Any]) -> AsyncIterator[Hub]:
+    """A hub built from a config dict, served on an ephemeral loopback port."""
+    app = build_app(parse_config(data))
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -72,6 +73,13 @@ async def hub() -> AsyncIterator[Hub]:
             yield Hub(f"http://{host}:{port}", app, http)
         finally:
             await runner.cleanup()
+
+
+@pytest.fixture
+async def hub() -> AsyncIterator[Hub]:
+    """The hub app with the test topology."""
+    async with serve_hub(topology()) as served:
+        yield served
 
 
 @pytest.fixture
@@ -148,17 +156,8 @@ def people_topology() -> dict[str, Any]:
 @pytest.fixture
 async def people_hub() -> AsyncIterator[Hub]:
     """A hub with people_topology(), served on an ephemeral loopback port."""
-    app = build_app(parse_config(people_topology()))
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    async with aiohttp.ClientSession() as http:
-        try:
-            yield Hub(f"http://{host}:{port}", app, http)
-        finally:
-            await runner.cleanup()
+    async with serve_hub(people_topology()) as served:
+        yield served
 
 
 @pytest.fixture

@@ -8,14 +8,10 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp import web
 
-from config import parse_config
-from hub.app import build_app
 from hub.keys import ALERTS, DUTY, WHEP
-from tests.browser.conftest import Hub
+from tests.browser.conftest import Hub, serve_hub
 from tests.conftest import TOWN, topology
 
 pytestmark = pytest.mark.browser
@@ -51,17 +47,8 @@ async def hub() -> AsyncIterator[Hub]:
             {"id": "door", "name": "门口", "url": f"synthetic://door?{small}"},
         ]
     }
-    app = build_app(parse_config(topology(cams)))
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    async with aiohttp.ClientSession() as http:
-        try:
-            yield Hub(f"http://{host}:{port}", app, http)
-        finally:
-            await runner.cleanup()
+    async with serve_hub(topology(cams)) as served:
+        yield served
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 15) -> None:
