@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import struct
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -39,6 +40,9 @@ RATE = 20.0  # requests per second, sustained
 BURST = 40.0
 FLOOD_CLOSE = 200  # rate-limited requests before the socket is closed
 ENCODED_CACHE = 256  # events kept encoded for the pumps that have not sent them yet
+# an event is written straight to a socket while less than this is waiting in its send buffer;
+# above it, events queue for the socket's own task, which waits for the buffer to drain
+DIRECT_HIGH_WATER = 64 * 1024
 
 
 class WsError(Exception):
@@ -80,6 +84,28 @@ class WsClient:
     tokens: float = BURST
     refilled: float = 0.0
     limited: int = 0
+    transport: asyncio.Transport | None = None  # for direct event writes (see `direct`)
+    router: WsRouter | None = None
+    lagged_told: int = 0  # the subscription's `lagged` count this client was last told
+
+    def direct(self, event: Event, lagged: int) -> bool:
+        """Write an event to the socket now, without waking this client's task: one
+        pre-framed buffer shared by every socket, one `write` each. False when it must queue
+        instead (slow socket, closing, a `lagged` notice pending)."""
+        if self.topics and event.topic not in self.topics:
+            return True
+        t = self.transport
+        if (
+            t is None
+            or self.router is None
+            or lagged != self.lagged_told
+            or self.ws.closed
+            or t.is_closing()
+            or t.get_write_buffer_size() > DIRECT_HIGH_WATER
+        ):
+            return False
+        t.write(self.router.frame(event))
+        return True
 
     async def send(self, message: dict[str, Any]) -> None:
         if not self.ws.closed:
@@ -115,6 +141,7 @@ class WsRouter:
         self.clients: set[WsClient] = set()
         # an event goes to thousands of sockets: encode it once (the newest few, by sequence)
         self._encoded: OrderedDict[tuple[str, int], str] = OrderedDict()
+        self._frames: OrderedDict[tuple[str, int], bytes] = OrderedDict()
         # awaited after `hello` on every connect (e.g. queued notices); a failure is logged
         self.on_connect: list[Callable[[WsClient], Awaitable[None]]] = []
 
@@ -127,6 +154,26 @@ class WsRouter:
             if len(self._encoded) > ENCODED_CACHE:
                 self._encoded.popitem(last=False)
         return text
+
+    def frame(self, event: Event) -> bytes:
+        """The event as one complete, unmasked, uncompressed WebSocket text frame (RFC 6455
+        §5.2): a server's frames are the same bytes for every socket."""
+        key = (getattr(event, "origin", ""), event.seq)
+        frame = self._frames.get(key)
+        if frame is None:
+            payload = self.encoded(event).encode()
+            n = len(payload)
+            if n < 126:
+                header = struct.pack("!BB", 0x81, n)
+            elif n < 65536:
+                header = struct.pack("!BBH", 0x81, 126, n)
+            else:
+                header = struct.pack("!BBQ", 0x81, 127, n)
+            frame = header + payload
+            self._frames[key] = frame
+            if len(self._frames) > ENCODED_CACHE:
+                self._frames.popitem(last=False)
+        return frame
 
     def register(self, type_: str, model: type[Request], handler: Handler) -> None:
         if type_ in self._routes:
@@ -193,13 +240,13 @@ def _describe(err: ValidationError, prefix: str = "") -> str:
 async def _pump_events(client: WsClient, bus: EventBus, router: WsRouter) -> None:
     p = client.principal
     sub = bus.subscribe(p.user, p.centre)
-    lagged = 0
+    sub.direct = lambda event: client.direct(event, sub.lagged)
     try:
         while True:
             event = await sub.get()
-            if sub.lagged != lagged:
-                lagged = sub.lagged
-                await client.send({"type": "lagged", "data": {"dropped": lagged}})
+            if sub.lagged != client.lagged_told:
+                client.lagged_told = sub.lagged
+                await client.send({"type": "lagged", "data": {"dropped": sub.lagged}})
             if client.topics and event.topic not in client.topics:
                 continue
             await client.send_text(router.encoded(event))
@@ -212,9 +259,13 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
     app = request.app
     router = app[keys.WS]
     presence = app[keys.PRESENCE]
-    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_FRAME)
+    # no permessage-deflate: an event is framed once and the same bytes go to every socket
+    # (compression would mean one zlib pass per socket per event)
+    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_FRAME, compress=False)
     await ws.prepare(request)
-    client = WsClient(p, ws, refilled=time.monotonic())
+    client = WsClient(
+        p, ws, refilled=time.monotonic(), transport=request.transport, router=router
+    )
     router.clients.add(client)
     presence.connect(p.user, p.role, p.centre)
     pump = asyncio.create_task(_pump_events(client, app[keys.EVENTS], router))
