@@ -372,6 +372,8 @@ class RedisConfig(Strict):
     advertise_url: str = ""
     heartbeat: float = Field(1.0, gt=0, le=60, description="seconds between presence beats")
     node_ttl: float = Field(5.0, gt=0, le=600, description="a silent node is gone after this")
+    # CA file (PEM) that verifies other nodes' HTTPS for relay legs; empty: the system's CAs
+    peer_ca: str = ""
 
 
 class HubConfig(Strict):

@@ -25,6 +25,9 @@ from hub.auth import AuthError, TokenIssuer
 from hub.cameras import Camera, CameraRegistry
 from hub.centres import CentreTree
 from hub.cluster import cluster_ctx
+from hub.cluster_cameras import remote_cameras_ctx
+from hub.cluster_presence import cluster_presence_ctx
+from hub.cluster_proxy import cluster_proxy_ctx, owner_proxy
 from hub.db import Database
 from hub.errors import ApiError, Handler, error_middleware
 from hub.events import EventBus
@@ -86,6 +89,9 @@ def build_app(config: HubConfig) -> web.Application:
         middlewares=[error_middleware, auth_middleware],
         client_max_size=config.http.max_body_bytes,
     )
+    # after authentication, before every other middleware: requests for objects another hub
+    # node owns are forwarded to it (issue 8); passes everything through without redis.url
+    app.middlewares.append(owner_proxy)
     app[CONFIG] = config
     app[CENTRES] = CentreTree.from_config(config)
     app[TOKENS] = TokenIssuer(config.auth.secret, config.auth.token_ttl)
@@ -101,6 +107,9 @@ def build_app(config: HubConfig) -> web.Application:
     app.cleanup_ctx.append(_webrtc_ctx)
     app.cleanup_ctx.append(_cameras_ctx)
     app.cleanup_ctx.append(cluster_ctx)  # Redis scale-out (issue 8); off without redis.url
+    app.cleanup_ctx.append(remote_cameras_ctx)  # other nodes' cameras, one leg each
+    app.cleanup_ctx.append(cluster_presence_ctx)  # who is online on the other nodes
+    app.cleanup_ctx.append(cluster_proxy_ctx)  # owner forwarding and merged lists
     app.cleanup_ctx.append(recordings_app.audit_ctx)
     app.cleanup_ctx.append(recordings_app.recordings_ctx)
     app.cleanup_ctx.append(walls_app.monitoring_ctx)  # alerts, walls, duty checks

@@ -6,6 +6,11 @@ room (`RoomKind.CALL`) that the caller hosts and the targets are invited to; med
 the room endpoints. A call ends when no target is ringing and nobody accepted, when the caller
 cancels everything or hangs up, or when its room ends. Events (see docs/protocol.md):
 `call.ringing` to each person rung, `call.updated` to everyone the call concerns.
+
+In a hub cluster the node that places a call owns it (`claim("call", id)`, history included:
+re-claimed at start); `Presence` then knows the members of every node, so a terminal connected
+to another node is rung too (the events travel through the cluster) and its answers reach this
+node through `hub.cluster_proxy`.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from config.schema import Role
@@ -42,8 +47,10 @@ class Calls:
         *,
         ring_timeout: float,
         max_live: int = 500,
+        claim: Callable[[str, str], None] | None = None,
     ) -> None:
         self.history = history
+        self._claim = claim  # a hub cluster: (kind, id) is owned by this node
         self._rooms = rooms
         self._presence = presence
         self._events = events
@@ -58,6 +65,9 @@ class Calls:
         closed = await self.history.open()
         if closed:
             log.warning("closed %d call(s) left open by the previous run", closed)
+        if self._claim is not None:
+            for call_id in await self.history.ids():
+                self._claim("call", call_id)
         self._rooms.on_end.append(self._room_ended)
         self._rooms.on_seat_left.append(self._seat_left)
 
@@ -111,6 +121,8 @@ class Calls:
         )
         self._live[call.id] = call
         self._by_room[room.id] = call.id
+        if self._claim is not None:
+            self._claim("call", call.id)
         for target in targets:
             self._ring(call, target)
         self._timers[call.id] = self._spawn(self._expire(call))

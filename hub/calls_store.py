@@ -48,6 +48,10 @@ class CallHistory:
         await self._db.migrate("calls", MIGRATIONS)
         return await self._db.transaction(_close_interrupted)
 
+    async def ids(self) -> list[str]:
+        """Every call id kept here (re-claimed in a hub cluster at start)."""
+        return [r["id"] for r in await self._db.fetchall("SELECT id FROM calls")]
+
     async def save(self, row: tuple[dict[str, Any], list[dict[str, Any]]]) -> None:
         await self._db.transaction(lambda conn: _save(conn, *row))
 

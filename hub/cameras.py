@@ -56,6 +56,15 @@ class Camera:
             "last_error": self.stream.last_error or None,
         }
 
+    def cluster_meta(self) -> dict[str, object]:
+        """What other hub nodes list of this camera (hub/cluster.py stores it in Redis)."""
+        return {
+            "name": self.config.name,
+            "centre": self.centre,
+            "record": str(self.config.record),
+            "analyse": self.config.analyse,
+        }
+
     async def snapshot(self, timeout: float) -> bytes:
         """A JPEG from the cached keyframe; pulls the camera briefly if it is idle."""
         relay = self.stream.relay

@@ -4,7 +4,13 @@ With `redis.url` set, each hub node
 - beats: `SET zzhub:node:<id> <json> PX node_ttl` every `heartbeat` seconds and keeps its id in
   the set `zzhub:nodes`; a node whose key expired is gone (noticed within heartbeat + node_ttl)
   and announced locally as event `cluster.node` {node, state: "down"};
-- claims what it owns in the hashes `zzhub:owner:camera` and `zzhub:owner:room` (id → node);
+- claims what it owns in the hashes `zzhub:owner:camera` and `zzhub:owner:room` (id → node),
+  with what other nodes need to show an item they do not own in `zzhub:camera:meta` /
+  `zzhub:room:meta` (id → JSON: centre, name …); `zzhub:camera:rev` grows with every change of
+  the camera map, so other nodes reload it only when it changed (hub/cluster_cameras.py);
+- sweeps the owner hashes when a node is gone (hub/cluster_sweep.py: one survivor removes the
+  dead node's camera and room entries and announces them unavailable, once for every node's
+  clients), and tells `node_listeners` (relay legs pulling from it are cut);
 - forwards every event published on its EventBus to the channel `zzhub:events`, tagged with
   its node id, and re-publishes the other nodes' events on its own bus with `origin` set, so
   they are never sent back (no loops).
@@ -14,6 +20,11 @@ Redis unreachable: local features go on (the EventBus is in-process), the state 
 (oldest dropped, counted), and the node reconnects with backoff; on reconnect it re-registers,
 re-claims what it owns and announces `cluster.resync` locally so clients reload their state.
 Without `redis.url` the cluster is `off` and nothing here runs.
+
+The domain state builds on this: calls, roll calls, cases and broadcasts are claimed like rooms
+(`owned` kinds `call`, `rollcall`, `petition`, `broadcast`); hub/cluster_presence.py shares who
+is connected to which node, hub/cluster_proxy.py forwards requests to an object's owner and
+merges the list endpoints over every node.
 """
 
 from __future__ import annotations
@@ -25,8 +36,8 @@ import json
 import logging
 import socket
 import time
-from collections import deque
-from collections.abc import AsyncIterator
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +46,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from config.schema import HubConfig
+from hub.cluster_sweep import CAMERA_REV, loads, room_meta, sweep
 from hub.events import Event, EventBus
 
 log = logging.getLogger(__name__)
@@ -89,6 +101,14 @@ class Cluster:
         self.state = ClusterState.OFF if self.url is None else ClusterState.CONNECTING
         self.peers: dict[str, NodeInfo] = {}  # other live nodes, as last seen
         self.owned: dict[str, set[str]] = {"camera": set(), "room": set()}
+        # what other nodes show of an owned item (JSON text), kept to re-write it on reconnect
+        self.meta: defaultdict[str, dict[str, str]] = defaultdict(dict)
+        # called as listener(node, "up" | "down") when a peer appears or is gone (relay legs)
+        self.node_listeners: list[Callable[[NodeInfo, str], None]] = []
+        self.swept = 0  # owner entries of dead nodes this node removed
+        # domain objects created here (hub/cluster_proxy.py forwards requests for them)
+        for kind in ("call", "rollcall", "petition", "broadcast"):
+            self.owned[kind] = set()
         self.sent = self.received = self.dropped = self.reconnects = 0
         self._outbox: deque[dict[str, Any]] = deque()
         self._wake = asyncio.Event()
@@ -113,15 +133,70 @@ class Cluster:
             "nodes": sorted([self.node.id, *self.peers]) if self.state is ClusterState.UP else [],
         }
 
+    def client_json(self) -> dict[str, object]:
+        """What a console learns at connect (WebSocket `hello`): this node, the state and the
+        live nodes with their URLs, to fall back on when this node stays unreachable."""
+        live = [self.node, *self.peers.values()] if self.state is ClusterState.UP else []
+        return {
+            "state": str(self.state),
+            "node": self.node.id,
+            "url": self.node.url,
+            "nodes": [n.to_json() for n in sorted(live, key=lambda n: n.id)],
+        }
+
+    def live(self, node_id: str) -> bool:
+        return self.state is ClusterState.UP and (node_id == self.node.id or node_id in self.peers)
+
+    @property
+    def redis(self) -> aioredis.Redis | None:
+        """The Redis client while the cluster is up, for shared state other modules keep
+        (hub/cluster_presence.py, case numbers); None otherwise."""
+        return self._redis if self.state is ClusterState.UP else None
+
     # -- ownership ---------------------------------------------------------------------------
-    def claim(self, kind: str, item: str) -> None:
-        """This node owns `item` (a camera or room id); written now or on the next connect."""
-        self.owned[kind].add(item)
-        self._spawn_write("hset", f"{PREFIX}owner:{kind}", item, self.node.id)
+    def claim(self, kind: str, item: str, meta: dict[str, object] | None = None) -> None:
+        """This node owns `item` (a camera or room id); written now or on the next connect.
+        `meta`: what other nodes show of it (JSON-able; the node id is added)."""
+        if item not in self.owned[kind]:
+            self.owned[kind].add(item)
+            self._spawn_write("hset", f"{PREFIX}owner:{kind}", item, self.node.id)
+            if kind == "camera":
+                self._spawn_write("incr", CAMERA_REV)
+        if meta is not None:
+            text = json.dumps({**meta, "node": self.node.id}, ensure_ascii=False)
+            if self.meta[kind].get(item) != text:
+                self.meta[kind][item] = text
+                self._spawn_write("hset", f"{PREFIX}{kind}:meta", item, text)
 
     def release(self, kind: str, item: str) -> None:
         self.owned[kind].discard(item)
         self._spawn_write("hdel", f"{PREFIX}owner:{kind}", item)
+        if self.meta[kind].pop(item, None) is not None:
+            self._spawn_write("hdel", f"{PREFIX}{kind}:meta", item)
+        if kind == "camera":
+            self._spawn_write("incr", CAMERA_REV)
+
+    async def camera_map(
+        self, known_rev: str | None
+    ) -> tuple[str, dict[str, str], dict[str, str]] | None:
+        """(revision, owner map, meta map) of every camera in the cluster; None when Redis is
+        away or the revision is still `known_rev`."""
+        r = self._redis
+        if r is None or self.state is not ClusterState.UP:
+            return None
+        try:
+            rev = str(await r.get(CAMERA_REV) or "0")
+            if rev == known_rev:
+                return None
+            async with r.pipeline(transaction=True) as pipe:
+                pipe.get(CAMERA_REV)
+                pipe.hgetall(f"{PREFIX}owner:camera")
+                pipe.hgetall(PREFIX + "camera:meta")
+                rev_now, owners, meta = await pipe.execute()
+        except NETWORK_ERRORS:
+            _cancelled_meanwhile()
+            return None
+        return str(rev_now or "0"), dict(owners), dict(meta)
 
     async def owner(self, kind: str, item: str) -> NodeInfo | None:
         """The live node that owns `item`; None when unknown, its node is gone, or Redis is
@@ -134,6 +209,7 @@ class Cluster:
         try:
             node_id = await r.hget(f"{PREFIX}owner:{kind}", item)
         except NETWORK_ERRORS:
+            _cancelled_meanwhile()
             return None
         return self.peers.get(node_id) if isinstance(node_id, str) else None
 
@@ -154,12 +230,16 @@ class Cluster:
     def _tap(self, event: Event) -> None:
         if _local_only(event):
             return
-        if event.topic == "room.updated" and isinstance(event.data.get("id"), str):
+        if (
+            event.topic == "room.updated"
+            and isinstance(event.data.get("id"), str)
+            and not event.data.get("unavailable")  # a swept room of a dead node: not ours
+        ):
             room = event.data["id"]
             if event.data.get("ended"):
                 self.release("room", room)
-            elif room not in self.owned["room"]:
-                self.claim("room", room)
+            else:
+                self.claim("room", room, room_meta(event))
         if len(self._outbox) >= OUTBOX:
             self._outbox.popleft()
             self.dropped += 1
@@ -273,12 +353,29 @@ class Cluster:
 
     async def _join(self, r: aioredis.Redis) -> None:
         """Register this node and (re-)claim what it owns: after a Redis restart the keys are
-        gone, after a partition another node may have written over them."""
+        gone, after a partition another node may have written over them or swept them. Owner
+        entries of nodes that died while this one was away are swept now."""
         await self._announce(r)
+        await self._claim_all(r)
+        await self._refresh_peers(r)
+        await self._sweep(r)
+
+    async def _claim_all(self, r: aioredis.Redis) -> None:
         for kind, items in self.owned.items():
             if items:
                 await r.hset(f"{PREFIX}owner:{kind}", mapping=dict.fromkeys(items, self.node.id))
-        await self._refresh_peers(r)
+            if self.meta[kind]:
+                meta = self.meta[kind]
+                await r.hset(f"{PREFIX}{kind}:meta", mapping={k: meta[k] for k in meta})
+        # cameras dropped from this node's config since it last ran: forget their meta
+        stale = [
+            item
+            for item, raw in (await r.hgetall(PREFIX + "camera:meta")).items()
+            if item not in self.owned["camera"] and _node_of(raw) == self.node.id
+        ]
+        if stale:
+            await r.hdel(PREFIX + "camera:meta", *stale)
+        await r.incr(CAMERA_REV)
 
     async def _leave(self, r: aioredis.Redis) -> None:
         await r.delete(f"{PREFIX}node:{self.node.id}")
@@ -286,16 +383,26 @@ class Cluster:
         for kind, items in self.owned.items():
             if items:
                 await r.hdel(f"{PREFIX}owner:{kind}", *items)
+        if self.meta["room"]:
+            await r.hdel(PREFIX + "room:meta", *self.meta["room"])
+        await r.incr(CAMERA_REV)  # its cameras stay listed (meta), unavailable
 
-    async def _announce(self, r: aioredis.Redis) -> None:
+    async def _announce(self, r: aioredis.Redis) -> bool:
+        """Beat; False when this node's key had expired (it stalled past node_ttl)."""
         info = json.dumps(self.node.to_json())
-        await r.set(f"{PREFIX}node:{self.node.id}", info, px=int(self.node_ttl * 1000))
+        old = await r.set(
+            f"{PREFIX}node:{self.node.id}", info, px=int(self.node_ttl * 1000), get=True
+        )
         await r.sadd(NODES, self.node.id)
+        return old is not None
 
     async def _beat(self, r: aioredis.Redis) -> None:
         while True:
             await asyncio.sleep(self.heartbeat)
-            await self._announce(r)
+            if not await self._announce(r):
+                # others took this node for dead and may have swept its entries: claim again
+                log.warning("cluster: %s was silent past node_ttl; re-claiming", self.node.id)
+                await self._claim_all(r)
             await self._refresh_peers(r)
 
     async def _refresh_peers(self, r: aioredis.Redis) -> None:
@@ -309,16 +416,38 @@ class Cluster:
                 continue
             data = json.loads(raw)
             alive[node_id] = NodeInfo(node_id, str(data.get("url", "")), data.get("started", 0))
-        for gone in sorted(self.peers.keys() - alive.keys()):
-            log.warning("cluster: node %s is gone", gone)
-            info = self.peers[gone].to_json()
-            self.events.publish("cluster.node", self.scope, {"node": gone, "state": "down", **info})
-        for new in sorted(alive.keys() - self.peers.keys()):
-            log.info("cluster: node %s is up (%s)", new, alive[new].url)
+        gone = sorted(self.peers.keys() - alive.keys())
+        came = sorted(alive.keys() - self.peers.keys())
+        before, self.peers = self.peers, alive
+        for node_id in gone:
+            log.warning("cluster: node %s is gone", node_id)
+            info = before[node_id].to_json()
             self.events.publish(
-                "cluster.node", self.scope, {"node": new, "state": "up", **alive[new].to_json()}
+                "cluster.node", self.scope, {"node": node_id, "state": "down", **info}
             )
-        self.peers = alive
+            self._tell(before[node_id], "down")
+        for node_id in came:
+            log.info("cluster: node %s is up (%s)", node_id, alive[node_id].url)
+            self.events.publish(
+                "cluster.node",
+                self.scope,
+                {"node": node_id, "state": "up", **alive[node_id].to_json()},
+            )
+            self._tell(alive[node_id], "up")
+        if gone:
+            await self._sweep(r)
+
+    def _tell(self, node: NodeInfo, state: str) -> None:
+        for listener in list(self.node_listeners):
+            try:
+                listener(node, state)
+            except Exception:
+                log.exception("cluster: node listener failed")
+
+    async def _sweep(self, r: aioredis.Redis) -> None:
+        """Dead nodes out of the owner maps; their cameras and rooms announced unavailable
+        (hub/cluster_sweep.py: only the survivor whose script removed them publishes)."""
+        self.swept += await sweep(r, self.events, self.scope)
 
     async def _send(self, r: aioredis.Redis) -> None:
         while True:
@@ -338,6 +467,18 @@ class Cluster:
                 self._deliver(message["data"])
 
 
+def _cancelled_meanwhile() -> None:
+    """redis-py may turn the cancellation of a command into a timeout or connection error;
+    a caller being cancelled must see CancelledError, or its owner waits for it forever."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+def _node_of(raw: object) -> str:
+    return str(loads(raw).get("node", ""))
+
+
 def _default_url(config: HubConfig) -> str:
     http = config.http
     scheme = "https" if http.tls_cert else "http"
@@ -352,6 +493,6 @@ async def cluster_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.CLUSTER] = cluster
     cluster.start()
     for camera in app[keys.CAMERAS].all():
-        cluster.claim("camera", camera.id)
+        cluster.claim("camera", camera.id, camera.cluster_meta())
     yield
     await cluster.close()

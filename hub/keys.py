@@ -29,6 +29,9 @@ from signaling.whep import WhepSessions
 
 if TYPE_CHECKING:
     from hub.cluster import Cluster
+    from hub.cluster_cameras import RemoteCameras
+    from hub.cluster_presence import ClusterPresence
+    from hub.cluster_proxy import ClusterProxy
     from hub.petitions import Petitions
     from hub.petitions_hearing import HearingRecorder
     from hub.room_media import RoomMedia
@@ -61,6 +64,11 @@ CALLS = web.AppKey("calls", Calls)
 ROLLCALLS = web.AppKey("rollcalls", RollCalls)
 # scale-out (issue 8): Redis presence, ownership map, cross-node events
 CLUSTER: web.AppKey[Cluster] = web.AppKey("cluster")
+# cameras other nodes own, viewed here through one relay leg each (issue 8)
+REMOTE_CAMERAS: web.AppKey[RemoteCameras] = web.AppKey("remote_cameras")
+# members connected to the other nodes, and owner forwarding / merged lists (issue 8)
+CLUSTER_PRESENCE: web.AppKey[ClusterPresence] = web.AppKey("cluster_presence")
+CLUSTER_PROXY: web.AppKey[ClusterProxy] = web.AppKey("cluster_proxy")
 # petitions (issue 4): cases and the recorder of their hearings
 PETITIONS: web.AppKey[Petitions] = web.AppKey("petitions")
 HEARINGS: web.AppKey[HearingRecorder] = web.AppKey("hearings")

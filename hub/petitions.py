@@ -9,6 +9,10 @@ hosted by the receptionist with the requester invited; its media is recorded by
 and the case goes back to the front of its queue; a hearing room its host ends before the case
 is resolved sends the case back too (`hearing_ended`, a move run by a task owned here and
 awaited by `close()`). Deadlines and call-backs are watched by `hub.petitions_watch`.
+
+In a hub cluster the node that files a case owns it (`claim("petition", code)`; every case
+kept here is re-claimed at start) and numbers it from the cluster's shared counter
+(`numbers`, see `hub.petitions_app.CaseNumbers`) so codes stay unique across nodes.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -54,8 +58,13 @@ class Petitions:
         events: EventBus,
         *,
         clock: Callable[[], float] = time.time,
+        claim: Callable[[str, str], None] | None = None,
+        numbers: Callable[[str, str, int], Awaitable[int | None]] | None = None,
     ) -> None:
         self.store = store
+        self._claim = claim  # a hub cluster: (kind, code) is owned by this node
+        # a hub cluster: (origin, day, local maximum) → the case number, None when unavailable
+        self._numbers = numbers
         self.config = config
         self.deadlines = Deadlines(config)
         self._tree = tree
@@ -69,6 +78,9 @@ class Petitions:
     # -- lifetime ---------------------------------------------------------------------------
     async def start(self) -> None:
         await self.store.migrate()
+        if self._claim is not None:
+            for code in await self.store.codes():
+                self._claim("petition", code)
         for case in await self.store.find(statuses=[str(s) for s in HEARING]):
             note = "the hub stopped during the hearing; back in the queue"
             await self._move(case, "interrupted", "system", note, room=None, host=None)
@@ -119,8 +131,14 @@ class Petitions:
                 Entry(case.code, now, "system", "triage", "received", "triaged", note),
             ]
 
+        day = self.deadlines.day_code(now)
         async with self._lock:
-            case = await self.store.create(self.deadlines.day_code(now), make, entries)
+            seq = None
+            if self._numbers is not None:
+                seq = await self._numbers(origin, day, await self.store.max_seq(origin, day))
+            case = await self.store.create(day, make, entries, seq=seq)
+        if self._claim is not None:
+            self._claim("petition", case.code)
         self._publish("petition.queued", case)
         return case
 

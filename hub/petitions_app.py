@@ -5,6 +5,10 @@ SFU: the hearing recorder leaves `RoomMedia.on_published`, stops its recordings,
 overdue watch ends. `petitioner_guard` is a middleware (after authentication) that lets a
 petitioner token (`petitioner:<code>`) reach its own case and its hearing room only, and only
 while it is the newest link issued for the case.
+
+In a hub cluster, case numbers come from `CaseNumbers`: one Redis counter per village per day,
+seeded with each node's local maximum and skipping any code a node has claimed, so two nodes
+never hand out the same code while Redis is reachable.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from aiohttp import web
 from config.schema import Role
 from hub import keys
 from hub.auth import Principal
+from hub.cluster import NETWORK_ERRORS, PREFIX, Cluster
+from hub.cluster_proxy import claimer
 from hub.errors import ApiError, Handler
 from hub.petitions import Petitions
 from hub.petitions_hearing import HearingRecorder, Recording
@@ -51,6 +57,45 @@ async def petitioner_guard(request: web.Request, handler: Handler) -> web.Stream
     return await handler(request)
 
 
+# KEYS: the counter, the owner hash of cases; ARGV: local maximum, TTL (s), code prefix
+NEXT_CASE = """
+local floor = tonumber(ARGV[1])
+if tonumber(redis.call('GET', KEYS[1]) or '0') < floor then redis.call('SET', KEYS[1], floor) end
+local n = redis.call('INCR', KEYS[1])
+while redis.call('HEXISTS', KEYS[2], ARGV[3] .. string.format('%04d', n)) == 1 do
+  n = redis.call('INCR', KEYS[1])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return n
+"""
+COUNTER_TTL = 3 * 86400  # a day's counter outlives the day (time zones, late clocks)
+
+
+class CaseNumbers:
+    """The cluster's case numbers (`<origin>-<day>-<NNNN>`); None while Redis is away (the
+    store then numbers from its local maximum: see docs/deploy.md for what can collide)."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+
+    async def __call__(self, origin: str, day: str, local_max: int) -> int | None:
+        r = self.cluster.redis
+        if r is None:
+            return None
+        keys_args = (
+            f"{PREFIX}caseseq:{origin}:{day}",
+            f"{PREFIX}owner:petition",
+            local_max,
+            COUNTER_TTL,
+            f"{origin}-{day}-",
+        )
+        try:
+            n = await r.eval(NEXT_CASE, 2, *keys_args)
+        except NETWORK_ERRORS:
+            return None
+        return int(n)
+
+
 async def petitions_ctx(app: web.Application) -> AsyncIterator[None]:
     """After the rooms service (so torn down before the SFU): cases, the overdue watch and
     the hearing recorder hooked on `RoomMedia.on_published`."""
@@ -60,6 +105,8 @@ async def petitions_ctx(app: web.Application) -> AsyncIterator[None]:
         app[keys.CENTRES],
         app[keys.ROOMS],
         app[keys.EVENTS],
+        claim=claimer(app),
+        numbers=CaseNumbers(app[keys.CLUSTER]) if claimer(app) is not None else None,
     )
     await petitions.start()
     watch = PetitionWatch(petitions, app[keys.EVENTS], lambda case: call_back(app, case, None))

@@ -3,7 +3,8 @@
 Every change is one transaction: the case row (whole, upserted) and its new timeline entries
 commit together, so after a `kill -9` the case and its history agree. Case codes are
 `<origin centre>-<YYYYMMDD>-<NNNN>`, numbered per origin centre per day inside the insert's
-transaction (unique by a constraint too).
+transaction (unique by a constraint too), or with the number a hub cluster handed out
+(`hub.petitions_app.CaseNumbers`, above the local maximum).
 """
 
 from __future__ import annotations
@@ -53,28 +54,39 @@ class CaseStore:
         await self._db.migrate(COMPONENT, MIGRATIONS)
 
     async def create(
-        self, day: str, make: Callable[[str], Case], entries: Callable[[Case], list[Entry]]
+        self,
+        day: str,
+        make: Callable[[str], Case],
+        entries: Callable[[Case], list[Entry]],
+        *,
+        seq: int | None = None,
     ) -> Case:
-        """Number the case (`make(code)` builds it), insert it and its first entries."""
+        """Number the case (`make(code)` builds it; `seq`: the number to use when above the
+        local maximum), insert it and its first entries."""
 
         def run(conn: sqlite3.Connection) -> Case:
             probe = make("")
-            row = conn.execute(
-                "SELECT COALESCE(MAX(seq), 0) FROM petitions WHERE origin = ? AND day = ?",
-                (probe.origin, day),
-            ).fetchone()
-            seq = int(row[0]) + 1
-            case = make(f"{probe.origin}-{day}-{seq:04d}")
+            local = _max_seq(conn, probe.origin, day) + 1
+            number = seq if seq is not None and seq >= local else local
+            case = make(f"{probe.origin}-{day}-{number:04d}")
             values = _values(case)
             conn.execute(
                 f"INSERT INTO petitions ({', '.join(_COLUMNS)}, day, seq) "
                 f"VALUES ({', '.join('?' * len(_COLUMNS))}, ?, ?)",
-                (*values, day, seq),
+                (*values, day, number),
             )
             _append(conn, entries(case))
             return case
 
         return await self._db.transaction(run)
+
+    async def max_seq(self, origin: str, day: str) -> int:
+        """The highest case number of `origin` on `day` here (0: none)."""
+        return await self._db.transaction(lambda conn: _max_seq(conn, origin, day))
+
+    async def codes(self) -> list[str]:
+        """Every case code kept here (re-claimed in a hub cluster at start)."""
+        return [r["code"] for r in await self._db.fetchall("SELECT code FROM petitions")]
 
     async def save(self, case: Case, entries: Sequence[Entry]) -> None:
         def run(conn: sqlite3.Connection) -> None:
@@ -137,6 +149,13 @@ class CaseStore:
             )
             for r in rows
         ]
+
+
+def _max_seq(conn: sqlite3.Connection, origin: str, day: str) -> int:
+    row = conn.execute(
+        "SELECT COALESCE(MAX(seq), 0) FROM petitions WHERE origin = ? AND day = ?", (origin, day)
+    ).fetchone()
+    return int(row[0])
 
 
 def _append(conn: sqlite3.Connection, entries: Sequence[Entry]) -> None:

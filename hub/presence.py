@@ -3,6 +3,11 @@
 A user is online while it has at least one WebSocket open; its status is `online`, `busy`
 (set by the user) or `in_call` (set by calls and rooms). A centre is online while any of its
 terminals or users is. Changes are published on the event bus as topic `presence`.
+
+With a cluster (`redis.url`), `remote` is the directory of the members connected to the other
+hub nodes (`hub.cluster_presence`): `get`, `online` and `online_in` then answer for the whole
+hub, so calls and roll calls ring terminals wherever they are connected. Status changes apply
+to this node's own members only.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import enum
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from config.schema import Role
 from hub.events import EventBus
@@ -31,9 +37,10 @@ class Member:
     status: Status = Status.OFFLINE
     since: float = field(default_factory=time.time)
     duty: bool = False
+    node: str = ""  # "": connected to this hub node; else the node it is connected to
 
     def to_json(self) -> dict[str, object]:
-        return {
+        data: dict[str, object] = {
             "user": self.user,
             "role": str(self.role),
             "centre": self.centre,
@@ -41,6 +48,17 @@ class Member:
             "since": self.since,
             "duty": self.duty,
         }
+        if self.node:
+            data["node"] = self.node
+        return data
+
+
+class RemoteMembers(Protocol):
+    """Members connected to other hub nodes (see `hub.cluster_presence`)."""
+
+    def get(self, user: str) -> Member | None: ...
+
+    def members(self) -> list[Member]: ...
 
 
 class Presence:
@@ -48,6 +66,7 @@ class Presence:
         self._events = events
         self._members: dict[str, Member] = {}
         self._duty_users = duty_users or set()
+        self.remote: RemoteMembers | None = None  # set while this node is part of a cluster
 
     def _set(self, member: Member, status: Status) -> None:
         if member.status is status:
@@ -80,16 +99,32 @@ class Presence:
             self._set(member, status)
 
     def get(self, user: str) -> Member | None:
+        """The member connected here; else connected to another node; else as last seen."""
+        member = self._members.get(user)
+        if (member is None or member.connections == 0) and self.remote is not None:
+            return self.remote.get(user) or member
+        return member
+
+    def local(self, user: str) -> Member | None:
+        """This node's own record of `user` (what `set_status` changes)."""
         return self._members.get(user)
 
+    def local_online(self) -> list[Member]:
+        return [m for m in self._members.values() if m.connections > 0]
+
     def online(self, scope: str = "") -> list[Member]:
-        return [
-            m for m in self._members.values() if m.connections > 0 and m.centre.startswith(scope)
-        ]
+        return [m for m in self._everyone() if m.centre.startswith(scope)]
 
     def online_in(self, centre: str) -> list[Member]:
-        """Members connected at exactly this centre."""
-        return [m for m in self._members.values() if m.connections > 0 and m.centre == centre]
+        """Members connected at exactly this centre (to any hub node)."""
+        return [m for m in self._everyone() if m.centre == centre]
 
     def centre_online(self, centre: str) -> bool:
         return bool(self.online_in(centre))
+
+    def _everyone(self) -> list[Member]:
+        here = self.local_online()
+        if self.remote is None:
+            return here
+        users = {m.user for m in here}
+        return here + [m for m in self.remote.members() if m.user not in users]

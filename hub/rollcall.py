@@ -9,6 +9,10 @@ terminal connected is `offline` at once. The roll call closes at its timeout, wh
 centre answered, when the dispatcher closes it, or when its room ends; the room itself stays
 open for the dispatcher (the grid) until it is ended. Snapshots of a centre's video are stored
 by `attach_snapshot` under DATA_DIR/rollcall/<id>/<centre>.jpg.
+
+In a hub cluster the node that runs a roll call owns it (`claim("rollcall", id)`, the ledger
+included: re-claimed at start) and `Presence` knows the duty terminals of every node: they are
+checked wherever they are connected and answer through `hub.cluster_proxy`.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +56,10 @@ class RollCalls:
         timeout: float,
         duty_users: set[str],
         max_live: int = 500,
+        claim: Callable[[str, str], None] | None = None,
     ) -> None:
         self.ledger = ledger
+        self._claim = claim  # a hub cluster: (kind, id) is owned by this node
         self._rooms = rooms
         self._presence = presence
         self._events = events
@@ -70,6 +76,9 @@ class RollCalls:
         closed = await self.ledger.open()
         if closed:
             log.warning("closed %d roll call(s) left running by the previous run", closed)
+        if self._claim is not None:
+            for rollcall_id in await self.ledger.ids():
+                self._claim("rollcall", rollcall_id)
         self._rooms.on_end.append(self._room_ended)
 
     async def close(self) -> None:
@@ -115,6 +124,8 @@ class RollCalls:
                 )
         self._live[rc.id] = rc
         self._by_room[room.id] = rc.id
+        if self._claim is not None:
+            self._claim("rollcall", rc.id)
         self._timers[rc.id] = self._spawn(self._expire(rc))
         self._updated(rc)
         await self._saved(rc)

@@ -92,6 +92,10 @@ class RollCallLedger:
             (path, rollcall_id, centre),
         )
 
+    async def ids(self) -> list[str]:
+        """Every roll call id kept here (re-claimed in a hub cluster at start)."""
+        return [r["id"] for r in await self._db.fetchall("SELECT id FROM rollcalls")]
+
     async def get(self, rollcall_id: str) -> RollCall | None:
         row = await self._db.fetchone("SELECT * FROM rollcalls WHERE id = ?", (rollcall_id,))
         if row is None:

@@ -280,6 +280,9 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
                     "centre": p.centre,
                     "server_time": time.time(),
                     "types": router.types(),
+                    # scale-out: this node, the cluster state and the live nodes with their
+                    # URLs (the console's fallback when this node stays unreachable)
+                    "cluster": app[keys.CLUSTER].client_json() if keys.CLUSTER in app else None,
                 },
             }
         )

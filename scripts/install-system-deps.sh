@@ -2,7 +2,7 @@
 # Install the Debian packages the tests need, only those missing. Needs root (CI is root).
 set -euo pipefail
 packages=(
-  chromium ffmpeg redis-server iproute2
+  chromium ffmpeg redis-server iproute2 nodejs
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav

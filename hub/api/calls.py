@@ -20,6 +20,7 @@ from hub.calls import Calls
 from hub.calls_scope import call_targets
 from hub.calls_store import CallHistory
 from hub.centres import Centre
+from hub.cluster_proxy import claimer, max_per_page, merged_page
 from hub.errors import ApiError
 from hub.ws import Request, WsClient, WsError
 
@@ -67,8 +68,9 @@ def paging(request: web.Request) -> tuple[int, int]:
         per_page = int(request.query.get("per_page", "20"))
     except ValueError:
         raise ApiError(400, "page and per_page must be whole numbers") from None
-    if page < 1 or not 1 <= per_page <= MAX_PER_PAGE:
-        raise ApiError(400, f"page must be >= 1 and per_page between 1 and {MAX_PER_PAGE}")
+    most = max_per_page(request, MAX_PER_PAGE)  # more for a peer merging its list (cluster)
+    if page < 1 or not 1 <= per_page <= most:
+        raise ApiError(400, f"page must be >= 1 and per_page between 1 and {most}")
     return page, per_page
 
 
@@ -121,16 +123,17 @@ async def place_call(request: web.Request) -> web.Response:
 
 
 async def list_calls(request: web.Request) -> web.Response:
+    """Newest first; in a hub cluster the calls of every live node (`partial` when one did
+    not answer)."""
     p = keys.principal(request)
     page, per_page = paging(request)
-    calls, total = await request.app[keys.CALLS].page(p, page, per_page)
-    return web.json_response(
-        {
-            "items": [c.to_json() for c in calls],
-            "page": page,
-            "per_page": per_page,
-            "total": total,
-        }
+
+    async def local(page: int, per_page: int) -> tuple[list[dict[str, Any]], int]:
+        calls, total = await request.app[keys.CALLS].page(p, page, per_page)
+        return [c.to_json() for c in calls], total
+
+    return await merged_page(
+        request, page, per_page, local, lambda c: (-float(c["created"]), str(c["id"]))
     )
 
 
@@ -169,6 +172,12 @@ def register_ws(app: web.Application) -> None:
 
     def ws_action(name: str) -> Callable[[WsClient, CallRef], Awaitable[dict[str, Any]]]:
         async def act(client: WsClient, req: CallRef) -> dict[str, Any]:
+            proxy = app.get(keys.CLUSTER_PROXY)
+            if proxy is not None:  # a call another hub node holds: answered there
+                path = f"/api/calls/{req.call}/{name}"
+                owner = await proxy.on_behalf(app, client.principal, "call", req.call, path)
+                if owner is not None:
+                    return dict(owner)
             method: Callable[[str, Principal], Awaitable[Call]] = getattr(app[keys.CALLS], name)
             return (await method(req.call, client.principal)).to_json()
 
@@ -192,6 +201,7 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
         app[keys.EVENTS],
         ring_timeout=cfg.ring_timeout,
         max_live=cfg.max_live,
+        claim=claimer(app),
     )
     await calls.start()
     app[keys.CALLS] = calls

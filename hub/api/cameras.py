@@ -1,4 +1,9 @@
-"""Cameras: listing, snapshots and WHEP live view."""
+"""Cameras: listing, snapshots and WHEP live view.
+
+In a hub cluster the cameras other nodes own are listed and viewed here too (with `node` and
+`available`), each through one hub-to-hub relay leg shared by every viewer on this node
+(hub/cluster_cameras.py).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from aiohttp import web
 
 from hub import keys
 from hub.cameras import Camera
+from hub.cluster_cameras import RemoteCamera
 from hub.errors import ApiError
 from hub.turn import client_ice_servers_for, link_header
 from signaling.whep import OfferError
@@ -14,8 +20,8 @@ from streams.stream import StreamState
 
 
 def visible_camera(request: web.Request) -> Camera:
-    """The camera named in the path, if the caller may see it. 404 either way otherwise, so
-    a caller cannot probe which ids exist outside its scope."""
+    """The camera named in the path, if it is this node's and the caller may see it. 404
+    either way otherwise, so a caller cannot probe which ids exist outside its scope."""
     p = keys.principal(request)
     cam = request.app[keys.CAMERAS].get(request.match_info["camera"])
     if cam is None or not p.can_see(cam.centre):
@@ -23,18 +29,52 @@ def visible_camera(request: web.Request) -> Camera:
     return cam
 
 
+async def viewable_camera(request: web.Request) -> Camera:
+    """Like `visible_camera`, but also another node's camera (a `RemoteCamera`), for live
+    view: listing, snapshots, WHEP."""
+    app = request.app
+    camera_id = request.match_info["camera"]
+    if app[keys.CAMERAS].get(camera_id) is not None or keys.REMOTE_CAMERAS not in app:
+        return visible_camera(request)
+    remote = app[keys.REMOTE_CAMERAS]
+    cam = remote.get(camera_id)
+    if cam is None:
+        await remote.refresh()  # claimed since the last read? (re-read only if it changed)
+        cam = remote.get(camera_id)
+    if cam is None or not keys.principal(request).can_see(cam.centre):
+        raise ApiError(404, f"no camera {camera_id!r} in your scope")
+    return cam
+
+
+def require_node(cam: Camera) -> None:
+    if isinstance(cam, RemoteCamera) and not cam.available:
+        raise ApiError(
+            503,
+            f"camera {cam.id} is on hub node {cam.node}, which is unavailable",
+            "node_unavailable",
+        )
+
+
 async def list_cameras(request: web.Request) -> web.Response:
     p = keys.principal(request)
-    cams = request.app[keys.CAMERAS].visible_to(p.centre)
-    return web.json_response([c.to_json() for c in cams])
+    app = request.app
+    cams = [c.to_json() for c in app[keys.CAMERAS].visible_to(p.centre)]
+    cluster = app.get(keys.CLUSTER)
+    if cluster is not None and cluster.url is not None:
+        for cam in cams:
+            cam["node"], cam["available"] = cluster.node.id, True
+    if keys.REMOTE_CAMERAS in app:
+        cams.extend(app[keys.REMOTE_CAMERAS].visible_to(p.centre))
+    return web.json_response(cams)
 
 
 async def get_camera(request: web.Request) -> web.Response:
-    return web.json_response(visible_camera(request).to_json())
+    return web.json_response((await viewable_camera(request)).to_json())
 
 
 async def snapshot(request: web.Request) -> web.Response:
-    cam = visible_camera(request)
+    cam = await viewable_camera(request)
+    require_node(cam)
     timeout = request.app[keys.CONFIG].streams.connect_timeout
     try:
         jpeg = await cam.snapshot(timeout)
@@ -44,7 +84,10 @@ async def snapshot(request: web.Request) -> web.Response:
 
 
 async def whep_offer(request: web.Request) -> web.Response:
-    cam = visible_camera(request)  # authorization before the body is read
+    cam = await viewable_camera(request)  # authorization before the body is read
+    if isinstance(cam, RemoteCamera) and "start" in request.query:
+        raise ApiError(404, f"recordings of camera {cam.id} are kept by hub node {cam.node}")
+    require_node(cam)
     if request.content_type != "application/sdp":
         raise ApiError(415, "WHEP offers must be sent as Content-Type: application/sdp")
     raw = await request.read()
@@ -77,6 +120,14 @@ async def whep_offer(request: web.Request) -> web.Response:
         raise ApiError(400, str(err)) from None
     if playback is not None:
         recordings_api.playback_started(request, playback, session.id)
+    if isinstance(cam, RemoteCamera):  # the audit hook knows this node's cameras only
+        request.app[keys.AUDIT].record(
+            p.user,
+            "view.start",
+            f"camera:{cam.id}",
+            {"session": session.id, "node": cam.node},
+            cam.centre,
+        )
     location = f"/api/cameras/{cam.id}/whep/{session.id}"
     headers = {"Location": location, "ETag": f'"{session.id}"'}
     links = link_header(client_ice_servers_for(cfg.webrtc, p.user))  # incl. TURN credentials
@@ -86,7 +137,7 @@ async def whep_offer(request: web.Request) -> web.Response:
 
 
 async def whep_delete(request: web.Request) -> web.Response:
-    cam = visible_camera(request)
+    cam = await viewable_camera(request)
     p = keys.principal(request)
     sessions = request.app[keys.WHEP]
     session = sessions.get(request.match_info["session"])
@@ -99,7 +150,7 @@ async def whep_delete(request: web.Request) -> web.Response:
 
 
 async def whep_patch(request: web.Request) -> web.Response:
-    visible_camera(request)
+    await viewable_camera(request)
     raise ApiError(
         405, "trickle ICE is not supported: send a complete offer", "trickle_unsupported"
     )

@@ -8,6 +8,12 @@ Who may do what:
 - a petitioner link (`petitioner:<code>`, role petitioner) opens its own case and its hearing
   room and nothing else: `petitioner_guard` refuses every other path (the WebSocket too: the
   kiosk polls), and a link is void once a newer one was issued for the case.
+
+In a hub cluster `GET /api/petitions` is the queue of every live node: the peers' lists are
+merged with this node's, re-sorted and re-numbered (`position`, `estimate`); the headers
+`X-Zzhub-Partial: 1` and `X-Zzhub-Nodes-Missing` say when a node did not answer. A case's own
+endpoints are forwarded to the node that owns it (`hub.cluster_proxy`). The WebSocket
+`petition.list` answers from this node's cases only.
 """
 
 from __future__ import annotations
@@ -24,17 +30,19 @@ from config.schema import Level, Role
 from hub import keys
 from hub.api.calls import parse_body, ws_refusals
 from hub.auth import Principal
+from hub.cluster_proxy import proxy_of
 from hub.errors import ApiError
 from hub.petitions import Petitions
 from hub.petitions_app import call_back, petitioner_guard
 from hub.petitions_export import write_case_zip
-from hub.petitions_model import Case, Category, Outcome, Status
+from hub.petitions_model import WAITING, Case, Category, Outcome, Status
 from hub.recordings_export import iso, send_file, temp_path
 from hub.ws import Request, WsClient
 
 STAFF = frozenset({Role.ADMIN, Role.DISPATCHER, Role.RECEPTIONIST, Role.MEDIATOR})
 FILERS = STAFF | {Role.TERMINAL}
 STATUS_SETS = {"waiting": ("triaged", "transferred"), "hearing": ("in_hearing", "joint_hearing")}
+LIST_LIMIT = 500  # as `CaseStore.find`
 
 
 class NewCase(BaseModel):
@@ -155,7 +163,37 @@ async def scoped_list(
 async def list_cases(request: web.Request) -> web.Response:
     p = keys.principal(request)
     status, centre = request.query.get("status", ""), request.query.get("centre")
-    return web.json_response(await scoped_list(request.app[keys.PETITIONS], p, status, centre))
+    petitions = request.app[keys.PETITIONS]
+    cases = await scoped_list(petitions, p, status, centre)
+    proxy = proxy_of(request)
+    if proxy is None or not proxy.fans_out(request):
+        return web.json_response(cases)
+    gathered = await proxy.gather(request)
+    resp = web.json_response(merge_cases(petitions, cases, gathered.bodies))
+    gathered.mark(resp)
+    return resp
+
+
+def merge_cases(petitions: Petitions, local: list[Any], answers: list[Any]) -> list[Any]:
+    """One queue out of every node's list: the store's order (urgent first, then longest
+    waiting), positions and estimates counted over the merged queue."""
+    seen = {c["code"] for c in local}
+    cases = list(local)
+    for answer in answers:
+        for case in answer if isinstance(answer, list) else []:
+            if isinstance(case, dict) and case.get("code") not in seen:
+                seen.add(case.get("code"))
+                cases.append(case)
+    cases.sort(key=lambda c: (not c.get("urgent"), c.get("queued_at") or 0.0, c.get("code")))
+    cases = cases[:LIST_LIMIT]
+    waiting = {str(s) for s in WAITING}
+    positions: dict[str, int] = {}
+    for case in cases:
+        if case.get("status") in waiting and "position" in case:
+            position = positions[case["queue"]] = positions.get(case["queue"], 0) + 1
+            case["position"] = position
+            case["estimate"] = position * petitions.config.minutes_per_case * 60
+    return cases
 
 
 async def get_case(request: web.Request) -> web.Response:

@@ -16,6 +16,7 @@ from hub import keys
 from hub.api.calls import NoData, paging, parse_body, ws_refusals
 from hub.auth import Principal
 from hub.calls_scope import rollcall_targets
+from hub.cluster_proxy import claimer, merged_page
 from hub.errors import ApiError
 from hub.rollcall import RollCalls
 from hub.rollcall_entry import RollCall
@@ -84,11 +85,18 @@ async def run_rollcall(request: web.Request) -> web.Response:
 
 
 async def list_rollcalls(request: web.Request) -> web.Response:
+    """Newest first; in a hub cluster the roll calls of every live node (`partial` when one
+    did not answer)."""
     p = _reader(request)
     page, per_page = paging(request)
-    rcs, total = await request.app[keys.ROLLCALLS].page(p, page, per_page)
-    items = [rc.to_json(_entry_filter(rc, p), entries=False) for rc in rcs]
-    return web.json_response({"items": items, "page": page, "per_page": per_page, "total": total})
+
+    async def local(page: int, per_page: int) -> tuple[list[dict[str, Any]], int]:
+        rcs, total = await request.app[keys.ROLLCALLS].page(p, page, per_page)
+        return [rc.to_json(_entry_filter(rc, p), entries=False) for rc in rcs], total
+
+    return await merged_page(
+        request, page, per_page, local, lambda rc: (-float(rc["started"]), str(rc["id"]))
+    )
 
 
 async def _visible(request: web.Request) -> tuple[RollCall, Principal]:
@@ -189,6 +197,13 @@ def register_ws(app: web.Application) -> None:
 
     async def ws_answer(client: WsClient, req: AnswerRef) -> dict[str, Any]:
         p = client.principal
+        proxy = app.get(keys.CLUSTER_PROXY)
+        if proxy is not None:  # a roll call another hub node runs: answered there
+            path = f"/api/rollcalls/{req.rollcall}/answer"
+            body = {"auto": req.auto}
+            owner = await proxy.on_behalf(app, p, "rollcall", req.rollcall, path, body)
+            if owner is not None:
+                return dict(owner)
         rc = await app[keys.ROLLCALLS].answer(req.rollcall, p, auto=req.auto)
         return rc.to_json(_entry_filter(rc, p))
 
@@ -210,6 +225,7 @@ async def rollcalls_ctx(app: web.Application) -> AsyncIterator[None]:
         timeout=cfg.calls.rollcall_timeout,
         duty_users={u.name for u in cfg.users if u.duty},
         max_live=cfg.calls.max_live,
+        claim=claimer(app),
     )
     await rollcalls.start()
     app[keys.ROLLCALLS] = rollcalls

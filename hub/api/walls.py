@@ -8,11 +8,11 @@ from aiohttp import web
 
 from config.schema import Role
 from hub import keys
-from hub.api.cameras import visible_camera
+from hub.api.cameras import require_node, viewable_camera
 from hub.api.system import read_json
 from hub.errors import ApiError
+from hub.turn import client_ice_servers_for, link_header
 from hub.walls import Wall, WallError
-from signaling.ice import client_ice_servers
 from signaling.whep import OfferError
 from streams.mosaic import LAYOUTS, MosaicSpec
 from streams.stream import Stream, StreamState
@@ -101,13 +101,10 @@ async def _answer(request: web.Request, stream: Stream, base: str) -> web.Respon
     except OfferError as err:
         raise ApiError(400, str(err)) from None
     headers = {"Location": f"{base}/{session.id}", "ETag": f'"{session.id}"'}
-    links = []
-    for server in client_ice_servers(request.app[keys.CONFIG].webrtc.ice_servers):
-        urls = server["urls"]
-        for url in urls if isinstance(urls, list) else [urls]:
-            links.append(f'<{url}>; rel="ice-server"')
+    # the same ICE servers as the camera WHEP endpoint, TURN credentials included
+    links = link_header(client_ice_servers_for(request.app[keys.CONFIG].webrtc, p.user))
     if links:
-        headers["Link"] = ", ".join(links)
+        headers["Link"] = links
     return web.Response(status=201, text=answer, content_type="application/sdp", headers=headers)
 
 
@@ -132,14 +129,16 @@ async def wall_whep_delete(request: web.Request) -> web.Response:
     return await _end(request, _visible_wall(request).stream)
 
 
-def _tile_stream(request: web.Request) -> Stream:
-    cam = visible_camera(request)
+async def _tile_stream(request: web.Request, *, new: bool = False) -> Stream:
+    cam = await viewable_camera(request)  # another node's camera: its relay leg's stream
+    if new:
+        require_node(cam)
     return request.app[keys.PICTURES].substream(cam) or cam.stream
 
 
 async def substream_whep(request: web.Request) -> web.Response:
     """The camera's substream (its main stream when it has none), for small wall tiles."""
-    stream = _tile_stream(request)
+    stream = await _tile_stream(request, new=True)
     wait = request.app[keys.CONFIG].streams.first_packet_wait
     if stream.relay.info is None and wait > 0:  # learn the codec first (transcoder or not)
         with stream.acquire("whep-probe"), contextlib.suppress(TimeoutError):
@@ -149,7 +148,7 @@ async def substream_whep(request: web.Request) -> web.Response:
 
 
 async def substream_whep_delete(request: web.Request) -> web.Response:
-    return await _end(request, _tile_stream(request))
+    return await _end(request, await _tile_stream(request))
 
 
 async def no_trickle(request: web.Request) -> web.Response:

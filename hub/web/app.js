@@ -2,8 +2,10 @@
 // Tests reach the objects through window.zzhub (players, grid, api).
 
 import { Api, ApiError, describeError } from "./api.js";
+import { attachClusterBanner } from "./cluster.js";
 import { PlayerGrid } from "./grid.js";
 import { CentreTree } from "./tree.js";
+import { HubSocket } from "./ws.js";
 
 const ROLES = {
   admin: "管理员 Admin",
@@ -26,6 +28,7 @@ class Console {
     this.cameras = new Map();
     this.me = null;
     this.refreshTimer = null;
+    this.socket = null; // events: cluster banners, cameras turning unavailable
     this.hiddenTimer = null;
     this.hiddenGraceMs = 10000; // hidden this long: release the hub sessions, not just pause
   }
@@ -109,6 +112,17 @@ class Console {
     document.body.dataset.page = "console";
     clearInterval(this.refreshTimer);
     this.refreshTimer = setInterval(() => this.refresh(), REFRESH_MS);
+    this.openSocket();
+  }
+
+  // Cluster banners (cluster.js) and an at-once reload when another node's cameras turn
+  // unavailable or a node comes and goes; the 5 s poll stays the fallback.
+  openSocket() {
+    if (this.socket) return;
+    this.socket = new HubSocket(() => this.api.token);
+    attachClusterBanner(this.socket, { onChange: () => this.refresh() });
+    this.socket.on("camera.status", (d) => d.status === "unavailable" && this.refresh());
+    this.socket.connect();
   }
 
   // Links to the issue-3 pages by role; a page that sent us here to sign in gets us back.
@@ -125,6 +139,8 @@ class Console {
   async signOut(message = "") {
     clearInterval(this.refreshTimer);
     this.refreshTimer = null;
+    if (this.socket) this.socket.close();
+    this.socket = null;
     const closing = this.grid.closeAll(); // DELETEs still carry the old token
     this.api.setToken("");
     this.me = null;

@@ -59,6 +59,7 @@ class Tile {
   render() {
     const { player, camera } = this;
     this.root.dataset.state = player.state;
+    this.root.classList.toggle("unavailable", camera.available === false);
     this.root.dataset.frames = String(this.stats.framesDecoded);
     this.root.dataset.fps = String(Math.round(this.stats.fps));
     this.dot.className = `dot status-${camera.status}`;
@@ -73,6 +74,9 @@ class Tile {
   messageText() {
     const { player, camera } = this;
     if (player.state === "error") return `无法播放 Cannot play: ${describeError(player.error)}`;
+    if (camera.available === false) {
+      return `节点 ${camera.node} 离线 Hub node ${camera.node} is offline — 恢复后自动播放 will resume when it is back`;
+    }
     if (camera.status === "offline") {
       const why = camera.last_error ? ` (${camera.last_error})` : "";
       return `摄像头离线 Camera offline${why} — 恢复后自动播放 will resume when it is back`;

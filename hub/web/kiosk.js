@@ -33,6 +33,7 @@ async function main() {
     state.socket = quietSocket;
     state.code = hash.get("case");
     $("me").textContent = `来访群众 Petitioner · ${state.code}`;
+    $("case-code").textContent = state.code; // before the first poll answers
     show("waiting");
   } else {
     const ctx = await boot({ roles: ["terminal", "admin", "receptionist"] });
@@ -65,8 +66,8 @@ async function ask() {
     const c = await state.api.request("/api/petitions", { method: "POST", json: body });
     state.code = c.code;
     stopPreview();
+    apply(c); // fills the waiting card, then shows it
     show("waiting");
-    apply(c);
   } catch (err) {
     showError(`提交失败 Cannot file the request: ${describeError(err)}`);
   } finally {

@@ -1,7 +1,8 @@
 // What the dispatch, terminal and room pages share: sign-in check, /api/me, the WebSocket and
-// its state in the top bar, an error banner, centre names.
+// its state in the top bar, an error banner, the cluster banner (cluster.js), centre names.
 
 import { Api, ApiError, describeError } from "./api.js";
+import { attachClusterBanner } from "./cluster.js";
 import { HubSocket } from "./ws.js";
 
 export const $ = (id) => document.getElementById(id);
@@ -87,6 +88,7 @@ export async function boot({ roles = null } = {}) {
     state.dataset.state = ev.detail.state;
     state.textContent = WS_STATES[ev.detail.state] || ev.detail.state;
   });
+  attachClusterBanner(socket); // cluster degraded, a node down, this node unreachable
   socket.connect();
   window.addEventListener("pagehide", () => socket.close());
   document.body.dataset.user = me.user;

@@ -119,6 +119,13 @@ export class RoomClient extends EventTarget {
   // that answer (two channels): if it says we have no seat, ask the hub before believing it.
   apply(room, fresh = true) {
     if (this.closed) return;
+    if (room.unavailable) {
+      // its hub node died (hub/cluster.py sweeps it): the media went with it
+      this.room = { ...(this.room || {}), ...room, ended: true };
+      this.dispatchEvent(new CustomEvent("room", { detail: { room: this.room } }));
+      this._close("unavailable");
+      return;
+    }
     const mine = room.seats.find((s) => s.user === this.me.user);
     if (!fresh && this.joined && !room.ended && (!mine || !mine.present)) {
       this.refresh();

@@ -52,6 +52,7 @@ function closed(reason) {
     left: "你已离开会议 You left the room.",
     ended: "会议已结束 The room has ended.",
     removed: "你已被主持人移出会议 The host removed you from the room.",
+    unavailable: "会议所在节点离线，会议已中断 The room's hub node went offline; the room ended.",
   }[reason] || `会议已关闭 Closed (${reason})`;
   state.view?.destroy();
   $("room").hidden = true;

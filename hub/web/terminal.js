@@ -215,7 +215,12 @@ class Terminal {
   }
 
   onRoomClosed(reason) {
-    const text = { ended: "通话已结束 The call ended", removed: "已被移出 Removed by the host", left: "已离开 Left" };
+    const text = {
+      ended: "通话已结束 The call ended",
+      removed: "已被移出 Removed by the host",
+      left: "已离开 Left",
+      unavailable: "通话所在节点离线，通话已中断 The call's hub node went offline",
+    };
     this.note(text[reason] || reason);
     this.view?.destroy();
     this.view = null;

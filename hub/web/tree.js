@@ -150,10 +150,15 @@ export class CentreTree {
   update(cam, playing = false) {
     const row = this.rows.get(cam.id);
     if (!row) return;
+    const unavailable = cam.available === false; // another hub node's camera, node down
     row.dataset.status = cam.status;
+    row.dataset.available = String(!unavailable);
     row.classList.toggle("playing", playing);
+    row.classList.toggle("unavailable", unavailable);
     row.querySelector(".dot").className = `dot status-${cam.status}`;
-    row.querySelector(".camera-status").textContent = STATUS[cam.status] || cam.status;
+    row.querySelector(".camera-status").textContent = unavailable
+      ? `节点 ${cam.node} 离线 Node offline`
+      : STATUS[cam.status] || cam.status;
     const viewers = row.querySelector(".camera-viewers");
     viewers.textContent = cam.viewers ? `观看 ${cam.viewers}` : "";
     viewers.title = cam.viewers ? `${cam.viewers} 人观看 ${cam.viewers} viewing` : "";

@@ -8,6 +8,7 @@
 import { AlertsPanel } from "./alerts.js";
 import { Api, describeError } from "./api.js";
 import { WhepPlayer } from "./whep.js";
+import { attachClusterBanner } from "./cluster.js";
 import { HubSocket } from "./ws.js";
 
 const $ = (id) => document.getElementById(id);
@@ -130,7 +131,9 @@ class WallTile {
     if (!cam) return;
     const live = this.wall.cameras.get(cam.id) || cam;
     this.name.textContent = cam.name;
-    this.status.textContent = STATUS[live.status] || live.status;
+    const unavailable = live.available === false; // another hub node's camera, node down
+    this.root.classList.toggle("unavailable", unavailable);
+    this.status.textContent = unavailable ? `节点 ${live.node} 离线 Node offline` : STATUS[live.status] || live.status;
     this.status.className = `tile-status status-${live.status}`;
     const s = this.stats || { fps: 0, framesDecoded: 0, latency: 0 };
     const playing = state === "playing";
@@ -192,6 +195,9 @@ class Wall {
     saved.tiles.forEach((id, i) => id && this.cameras.has(id) && this.place(i, id));
     this.socket = new HubSocket(() => this.api.token);
     this.socket.on("duty.check", () => this.checkDuty());
+    // another node's cameras turn unavailable (and back): reload the list at once
+    this.socket.on("camera.status", (d) => d.status === "unavailable" && this.refreshCameras());
+    attachClusterBanner(this.socket, { onChange: () => this.refreshCameras() });
     this.socket.connect();
     this.alerts.start(this.socket);
     setInterval(() => this.refreshCameras(), 5000);
@@ -230,13 +236,15 @@ class Wall {
     }
     this.showError("");
     const list = $("wall-cameras");
-    const known = [...this.cameras.keys()].join();
+    const known = [...this.cameras.values()].map((c) => `${c.id}:${c.available !== false}`).join();
     this.cameras = new Map(cameras.map((c) => [c.id, c]));
-    if (known !== cameras.map((c) => c.id).join()) {
+    const shape = (list) => list.map((c) => `${c.id}:${c.available !== false}`).join();
+    if (known !== shape(cameras)) {
       list.replaceChildren(
         ...cameras.map((c) => {
-          const li = el("li", "wall-camera");
+          const li = el("li", c.available === false ? "wall-camera unavailable" : "wall-camera");
           li.dataset.camera = c.id;
+          if (c.node) li.title = c.available === false ? `节点 ${c.node} 离线 Node ${c.node} offline` : `节点 Node ${c.node}`;
           li.draggable = true;
           li.append(el("span", `dot status-${c.status}`), el("span", "", c.name));
           li.addEventListener("dragstart", (ev) => ev.dataTransfer.setData("text/plain", c.id));

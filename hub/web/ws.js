@@ -6,10 +6,18 @@
 //   ("*" receives every event).
 // - Reconnects with backoff; "open" fires on every hello (re-sync state then: presence.list,
 //   call.pending …), "status" on every change of `state` (connecting|open|closed|stopped).
+// - A hub cluster: the hello names the live nodes with their URLs (`hello.cluster.nodes`,
+//   kept up to date by `cluster.node` events). A hub shutting down closes sockets with 1001:
+//   the socket retries its own node; when that keeps failing (FAILOVER_AFTER attempts) it
+//   probes the other nodes and fires "failover" {id, url} for one that answers, so the page
+//   can offer to switch (the sign-in is per site: the user signs in again there). It never
+//   moves silently: its HTTP calls would still go to the node that is gone.
 
 const PROTOCOL = 1;
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
 const REQUEST_TIMEOUT_MS = 10000;
+const FAILOVER_AFTER = 3; // failed attempts on the own node before other nodes are probed
+const PROBE_TIMEOUT_MS = 3000;
 
 export class WsError extends Error {
   constructor(code, message) {
@@ -33,6 +41,9 @@ export class HubSocket extends EventTarget {
     this._pending = new Map(); // id → {resolve, reject, timer}
     this._listeners = new Map(); // topic → Set(fn)
     this._retry = null;
+    this.nodes = new Map(); // other live hub nodes: id → url (a cluster; empty otherwise)
+    this.failover = null; // {id, url} offered since the own node became unreachable
+    this._probing = false;
   }
 
   url() {
@@ -108,6 +119,8 @@ export class HubSocket extends EventTarget {
     if (msg.type === "hello") {
       this.hello = msg.data;
       this.attempts = 0;
+      this.failover = null;
+      this._learnNodes(msg.data.cluster);
       this._setState("open");
       this.dispatchEvent(new CustomEvent("open", { detail: msg.data }));
     } else if (msg.type === "reply" || (msg.type === "error" && msg.re)) {
@@ -120,6 +133,10 @@ export class HubSocket extends EventTarget {
     } else if (msg.type === "error") {
       this.dispatchEvent(new CustomEvent("error", { detail: msg.error }));
     } else if (msg.type === "event") {
+      if (msg.topic === "cluster.node" && msg.data && msg.data.node) {
+        if (msg.data.state === "down") this.nodes.delete(msg.data.node);
+        else if (msg.data.url) this.nodes.set(msg.data.node, msg.data.url);
+      }
       this._emit(msg.topic, msg.data, msg);
       this._emit("*", msg.data, msg);
     } else if (msg.type === "lagged") {
@@ -146,10 +163,50 @@ export class HubSocket extends EventTarget {
     this._scheduleRetry(new Error(`closed ${ev.code} ${ev.reason || ""}`.trim()));
   }
 
+  _learnNodes(cluster) {
+    this.nodes.clear();
+    if (!cluster) return;
+    for (const n of cluster.nodes || []) if (n.id !== cluster.node && n.url) this.nodes.set(n.id, n.url);
+  }
+
+  // The first other node whose /api/health answers (an opaque no-cors fetch: it only proves
+  // the node is reachable from this browser), or null.
+  async _probeNodes() {
+    for (const [id, base] of this.nodes) {
+      const ctrl = new AbortController();
+      const timer = setTimeout(() => ctrl.abort(), PROBE_TIMEOUT_MS);
+      try {
+        await fetch(new URL("/api/health", base).href, { mode: "no-cors", cache: "no-store", signal: ctrl.signal });
+        const here = location.pathname + location.search;
+        return { id, url: new URL(here, base).href };
+      } catch {
+        // unreachable too: try the next one
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+    return null;
+  }
+
+  async _maybeFailover() {
+    if (this._probing || this.failover || this.attempts < FAILOVER_AFTER || !this.nodes.size) return;
+    this._probing = true;
+    try {
+      const found = await this._probeNodes();
+      if (found && this.state !== "open" && this.state !== "stopped") {
+        this.failover = found;
+        this.dispatchEvent(new CustomEvent("failover", { detail: found }));
+      }
+    } finally {
+      this._probing = false;
+    }
+  }
+
   _scheduleRetry(err) {
     const delay = BACKOFF_MS[Math.min(this.attempts, BACKOFF_MS.length - 1)];
     this.attempts += 1;
     this._setState("closed", { error: err, retryIn: delay });
+    this._maybeFailover();
     this._retry = setTimeout(() => {
       this.state = "idle";
       this.connect();
