@@ -8,8 +8,8 @@ member may publish and everyone may subscribe to it; taken off stage, its public
 Only the presenter and stage members may publish: any other publication in the room — also
 one made through `/api/rooms/{id}/publish` — is ended as soon as it appears.
 
-Attendance (every join and leave, drops included) goes to `BroadcastLedger`; the presenter's
-video is recorded under the broadcast id. Events: `broadcast.started` and `broadcast.ended`
+Attendance (every join and leave, drops included) goes to `BroadcastLedger`; the video of the
+presenter and of each guest on stage is recorded under the broadcast id, a track per sender. Events: `broadcast.started` and `broadcast.ended`
 to every target centre (terminals auto-join), `broadcast.updated` (stage, hands, publications)
 to everyone seated and the presenter.
 """
@@ -52,7 +52,8 @@ class Broadcast:
     targets: list[str]
     stage: set[str] = field(default_factory=set)
     hands: dict[str, float] = field(default_factory=dict)
-    recordings: list[Recording] = field(default_factory=list)
+    guests: dict[str, int] = field(default_factory=dict)  # user → n of its `stage-<n>` tracks
+    recordings: dict[str, Recording] = field(default_factory=dict)  # sender → its recording
     started: float = field(default_factory=time.time)
 
     @property
@@ -191,6 +192,7 @@ class Broadcasts:
             if user not in b.stage:
                 raise ApiError(404, f"{user!r} is not on stage")
             b.stage.discard(user)
+            await self._stop_recording(b, user)
             if seat is not None and seat.publication is not None:
                 # clear the seat first: a seat whose publication closes under it leaves
                 publication_id = seat.publication
@@ -208,8 +210,8 @@ class Broadcasts:
         if not b.may_publish(seat.user):
             return self._refuse(b, seat, publication)
         self._updated(b)
-        if seat.user == b.presenter and self.recorder is not None:
-            return self._record(b, publication)
+        if self.recorder is not None:
+            return self._record(b, seat.user, publication)
         return None
 
     async def _refuse(self, b: Broadcast, seat: Seat, publication: Publication) -> None:
@@ -218,19 +220,31 @@ class Broadcasts:
             self.rooms.seat_publication(b.room, seat.user, None)
         await self.media.publications.unpublish(publication.id, "not on stage")
 
-    async def _record(self, b: Broadcast, publication: Publication) -> None:
-        await self._stop_recordings(b)
-        if self.recorder is None or b.ended:
+    async def _record(self, b: Broadcast, user: str, publication: Publication) -> None:
+        """Record what `user` sends (the presenter, or a guest on stage) as its own track:
+        `presenter-<time>` or `stage-<n>-<time>`; a new publication by the same user (camera →
+        screen share) ends the previous track and starts the next."""
+        await self._stop_recording(b, user)
+        if self.recorder is None or b.ended or not b.may_publish(user):
             return
-        track = f"presenter-{int(time.time())}"
+        if user == b.presenter:
+            who = "presenter"
+        else:
+            b.guests.setdefault(user, len(b.guests) + 1)
+            who = f"stage-{b.guests[user]}"
         recording = await self.recorder.record_room(
-            publication.video, tag=b.id, track=track, centre=b.room.centre
+            publication.video, tag=b.id, track=f"{who}-{int(time.time())}", centre=b.room.centre
         )
-        b.recordings.append(recording)
+        b.recordings[user] = recording
+
+    async def _stop_recording(self, b: Broadcast, user: str) -> None:
+        recording = b.recordings.pop(user, None)
+        if recording is not None:
+            await recording.stop()
 
     async def _stop_recordings(self, b: Broadcast) -> None:
-        recordings, b.recordings = b.recordings, []
-        for recording in recordings:
+        recordings, b.recordings = b.recordings, {}
+        for recording in recordings.values():
             await recording.stop()
 
     def _seat_left(self, room: Room, seat: Seat) -> None:
@@ -239,6 +253,7 @@ class Broadcasts:
             return
         b.stage.discard(seat.user)
         b.hands.pop(seat.user, None)
+        self._spawn(self._stop_recording(b, seat.user))
         self._spawn(self.ledger.left(b.id, seat.user, seat.left_at or time.time()))
         if not room.ended:
             self._updated(b)

@@ -97,6 +97,8 @@ class ReceiverTap:
         self.skipped = 0  # frames dropped while waiting for a keyframe after a loss
         self.codec_name = ""
         self.level_packets = 0
+        self.rtp_packets = 0  # every RTP packet from the publisher, RTX included
+        self.rtp_markers = 0  # …of which ended a frame (marker bit)
         self._level = 0.0
         self._level_at = 0.0
         self._need_keyframe = kind == "video"  # never forward a P-frame without its IDR
@@ -124,6 +126,8 @@ class ReceiverTap:
 
     async def _handle_rtp_packet(self, packet: Any, arrival_time_ms: int) -> None:
         codec = self._codecs.get(packet.payload_type)
+        self.rtp_packets += 1
+        self.rtp_markers += packet.marker
         if codec is not None and codec.name != "rtx":
             self.ssrc = packet.ssrc
             if self.kind == "audio" and packet.extensions.audio_level is not None:
@@ -211,5 +215,7 @@ class ReceiverTap:
             "frames": self.frames,
             "keyframes": self.keyframes,
             "skipped": self.skipped,
+            "rtp_packets": self.rtp_packets,
+            "rtp_markers": self.rtp_markers,
             "stopped": self.queue.stopped,
         }

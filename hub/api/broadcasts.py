@@ -55,7 +55,22 @@ async def list_broadcasts(request: web.Request) -> web.Response:
 
 
 async def get(request: web.Request) -> web.Response:
-    return web.json_response(_broadcast(request).to_json())
+    """A live broadcast from memory; an ended one (also from before a restart) from the
+    ledger, with the live-only fields empty."""
+    try:
+        return web.json_response(_broadcast(request).to_json())
+    except ApiError as err:
+        if err.status != 404:
+            raise
+    p = keys.principal(request)
+    row = await request.app[BROADCASTS].ledger.get(request.match_info["id"])
+    if row is None or row.ended is None or not (
+        p.user == row.presenter or p.can_see(row.centre) or p.centre in row.targets
+    ):
+        raise ApiError(404, f"no broadcast {request.match_info['id']!r} for you")
+    body = {**row.to_json(), "ended": True, "ended_at": row.ended, "room": None, "stage": [],
+            "hands": [], "publications": {}, "viewers": 0}  # fmt: skip
+    return web.json_response(body)
 
 
 async def join(request: web.Request) -> web.Response:
@@ -170,19 +185,18 @@ async def get_attendance_csv(request: web.Request) -> web.Response:
 
 
 async def stats(request: web.Request) -> web.Response:
-    """What the hub sends to each viewer (frames sent, drops, keyframe requests): for the
+    """What the hub receives from each sender (frames, keyframes, frames skipped after a
+    loss) and sends to each viewer (frames sent, drops, keyframe requests): for the
     presenter and the centres above."""
     b = _broadcast(request)
     p = keys.principal(request)
     if p.user != b.presenter and not p.can_see(b.room.centre):
         raise ApiError(403, "stats are for the presenter and the centres above")
     publications = request.app[BROADCASTS].media.publications
-    subs = [
-        s.stats()
-        for pub in b.to_json()["publications"].values()
-        for s in publications.subscriptions(pub)
-    ]
-    return web.json_response({"broadcast": b.id, "subscriptions": subs})
+    ids = list(b.to_json()["publications"].values())
+    subs = [s.stats() for pub in ids for s in publications.subscriptions(pub)]
+    pubs = [p.stats() for p in map(publications.get, ids) if p is not None]
+    return web.json_response({"broadcast": b.id, "publications": pubs, "subscriptions": subs})
 
 
 def add_routes(app: web.Application) -> None:

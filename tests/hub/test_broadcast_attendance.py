@@ -41,7 +41,7 @@ async def test_attendance_lists_who_joined_and_who_never_did(
         await presenter.publish(bid)
         service = client.app[BROADCASTS]
         await wait_for(lambda: bool(service._by_id[bid].recordings), 10)
-        recording = service._by_id[bid].recordings[0]
+        recording = service._by_id[bid].recordings["county-d"]
         assert recording.source.startswith(f"room/{bid}/presenter")
 
         await town.call("POST", f"/api/broadcasts/{bid}/join")
@@ -49,6 +49,18 @@ async def test_attendance_lists_who_joined_and_who_never_did(
         await asyncio.sleep(0.3)
         await town.call("POST", f"/api/broadcasts/{bid}/leave")
         await town.call("POST", f"/api/broadcasts/{bid}/join")  # back: a second session
+        # a guest on stage is recorded as its own track, until taken off stage
+        await town.call("POST", f"/api/broadcasts/{bid}/hand", json={"up": True})
+        await presenter.call("POST", f"/api/broadcasts/{bid}/stage", json={"user": "town-t"})
+        await town.publish(bid)
+        await wait_for(lambda: "town-t" in service._by_id[bid].recordings, 10)
+        guest = service._by_id[bid].recordings["town-t"]
+        assert guest.source.startswith(f"room/{bid}/stage-1-")
+        assert service._by_id[bid].recordings["county-d"] is recording  # still recording
+        await presenter.call(
+            "POST", f"/api/broadcasts/{bid}/stage", json={"user": "town-t", "on": False}
+        )
+        assert "town-t" not in service._by_id[bid].recordings
         await asyncio.sleep(0.2)
         report = await presenter.call("GET", f"/api/broadcasts/{bid}/attendance")
         assert report["never_joined"] == [OTHER_TOWN]
@@ -64,6 +76,10 @@ async def test_attendance_lists_who_joined_and_who_never_did(
 
         await presenter.call("POST", f"/api/broadcasts/{bid}/end")
         await wait_for(lambda: not service._by_id[bid].recordings)
+        # an ended broadcast is still answered once it is no longer in memory (a restart)
+        service._by_id.pop(bid)
+        ended = await village.call("GET", f"/api/broadcasts/{bid}")
+        assert ended["ended"] is True and ended["ended_at"] and ended["presenter"] == "county-d"
         resp = await client.get(f"/api/broadcasts/{bid}/attendance.csv", headers=presenter.headers)
         assert resp.status == 200 and resp.content_type == "text/csv"
         raw = await resp.read()

@@ -51,6 +51,7 @@ class RtpPacket:
     payload_type: int
     ssrc: int
     extensions: Extensions
+    marker: int = 0
 
 
 class FakeReceiver:
@@ -122,8 +123,9 @@ async def test_rtp_wrapper_learns_the_media_ssrc_and_passes_packets_on() -> None
     assert t.send_pli() is None, "no PLI before the publisher's SSRC is known"
     await t._handle_rtp_packet(RtpPacket(97, 999, Extensions()), 0)  # RTX
     assert t.ssrc is None
-    await t._handle_rtp_packet(RtpPacket(96, 4242, Extensions()), 0)
+    await t._handle_rtp_packet(RtpPacket(96, 4242, Extensions(), marker=1), 0)
     assert t.ssrc == 4242 and len(receiver.handled) == 2
+    assert t.stats()["rtp_packets"] == 2 and t.stats()["rtp_markers"] == 1
     pli = t.send_pli()
     assert pli is not None
     await pli
