@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -219,3 +220,33 @@ async def test_screenshot_of_playing_cameras(page: Page, tmp_path: Path) -> None
     await page.screenshot(path=str(out))
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+
+
+async def test_cluster_banner_shows_while_redis_is_unreachable(
+    browser: Any, token: Callable[..., str]
+) -> None:
+    """A node whose Redis does not answer serves its own features and says, on the page, that
+    cross-node ones are away (hub/web/cluster.js, from the hello and `cluster.state`)."""
+    from tests.browser.conftest import serve_hub
+    from tests.conftest import topology
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    config = topology()
+    config["redis"] = {"url": f"redis://127.0.0.1:{dead}/0", "node_id": "county-a"}
+    async with serve_hub(config) as served:
+        context = await browser.new_context(viewport={"width": 1280, "height": 800})
+        try:
+            page = await context.new_page()
+            await page.goto(f"{served.url}/")
+            await page.fill("#login-token", token("operator", COUNTY, "op-1"))
+            await page.click("#token-submit")
+            await page.wait_for_selector("body[data-page=console]")
+            banner = await page.wait_for_selector(
+                "#cluster-banner:not([hidden]) .cluster-degraded", timeout=15_000
+            )
+            assert "跨节点功能暂不可用" in await banner.inner_text()
+            assert await tree_cameras(page)  # local viewing goes on
+        finally:
+            await context.close()
