@@ -140,7 +140,7 @@ class Hub:
 
 
 async def start_hub(wd: Path, cameras: dict[str, str], *, instant_start: bool = True,
-                    name: str = "hub") -> Hub:
+                    name: str = "hub", fast_rtp: bool = True) -> Hub:
     """`python -m hub.cli serve -c generated.yaml` with `cameras` ({id: url}), always pulled.
     `instant_start=False`: new viewers wait for the next keyframe (the config switch when the
     schema has it, else bench/hub_runner.py patches the relay in the hub process)."""
@@ -157,7 +157,7 @@ async def start_hub(wd: Path, cameras: dict[str, str], *, instant_start: bool = 
     config = {
         "http": {"host": "127.0.0.1", "port": port, "data_dir": str(wd / f"{name}-data")},
         "auth": {"secret": SECRET},
-        "webrtc": {"ice_addresses": ["127.0.0.1"]},
+        "webrtc": {"ice_addresses": ["127.0.0.1"], "fast_rtp": fast_rtp},
         "streams": streams,
         "centres": [{
             "code": CENTRE, "name": "bench",
