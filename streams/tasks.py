@@ -9,7 +9,6 @@ others are cancelled, then awaited. A task that fails is logged, not lost.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -46,12 +45,20 @@ class TaskSet:
     async def close(self) -> None:
         """Cancel and await the cancellable tasks, await the others, until none is left
         (a task may spawn another while closing)."""
-        while self._cancellable or self._protected:
+        while True:
+            # a finished task leaves its set in a done-callback, which runs only once the loop
+            # gets control: drop finished ones here, or awaiting them (which never yields)
+            # would spin this loop forever
+            for bucket in (self._cancellable, self._protected):
+                for task in [t for t in bucket if t.done()]:
+                    bucket.discard(task)
+            if not self._cancellable and not self._protected:
+                return
             cancellable = list(self._cancellable)
             for task in cancellable:
                 task.cancel()
-            for task in cancellable:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            if cancellable:
+                await asyncio.gather(*cancellable, return_exceptions=True)
             if self._protected:
                 await asyncio.gather(*self._protected, return_exceptions=True)
+            await asyncio.sleep(0)  # let the done-callbacks run

@@ -330,10 +330,9 @@ async def test_wall_whep_link_header_carries_turn_credentials(
     use_host_addresses(["127.0.0.1"])
     headers = auth(user="viewer")
     links = []
-    # one hub per session: a wall session then a substream session on one hub hangs its
-    # shutdown in WhepSessions.close_all (seen at HEAD too, outside this change)
-    for kind in ("wall", "substream"):
-        async with TestClient(TestServer(build_app(cfg), host="127.0.0.1")) as client:
+    # both on one hub: its shutdown used to spin in TaskSet.close (streams/tasks.py)
+    async with TestClient(TestServer(build_app(cfg), host="127.0.0.1")) as client:
+        for kind in ("wall", "substream"):
             path = "/api/cameras/town-cam/substream/whep"
             if kind == "wall":
                 resp = await client.post(

@@ -52,3 +52,19 @@ async def test_close_waits_for_tasks_spawned_while_closing() -> None:
     tasks.spawn(chain(1), cancellable=False)
     await tasks.close()
     assert done == [1, 2, 3]
+
+
+async def test_close_right_after_a_task_finished_returns() -> None:
+    """A task that ended in this very loop iteration is still in its set (its done-callback
+    has not run): close() must not spin on it (it used to, blocking the loop: seen as a hung
+    shutdown after a wall and a substream session)."""
+    tasks = TaskSet("t")
+
+    async def nothing() -> None:
+        return None
+
+    task = tasks.spawn(nothing())
+    await asyncio.sleep(0)
+    assert task.done() and len(tasks) == 1  # finished, not yet discarded
+    await tasks.close()
+    assert len(tasks) == 0
