@@ -11,6 +11,12 @@ data) is stored too, without publishing it again.
 An alert about a camera carries `play_from`: the time `pre_event` seconds before it, so the
 console can play the recording from just before what happened
 (`/api/cameras/{id}/whep?start=ISO`, served by the recordings component).
+
+In a hub cluster an alert lives on the node that raised it (`claim("alert", id)`; every
+alert kept here is re-claimed at start) and its id comes from the cluster's counter
+(`AlertIds`), so an id names one alert in the whole hub; while Redis is away the local
+sequence numbers it (docs/deploy.md: what can collide). `hub.api.alerts` merges the lists and
+`hub.cluster_proxy` forwards the rest to the owner.
 """
 
 from __future__ import annotations
@@ -23,10 +29,11 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+from hub.cluster import NETWORK_ERRORS, PREFIX, Cluster
 from hub.db import Database
 from hub.events import EventBus
 
@@ -48,6 +55,46 @@ MIGRATIONS = [
     "CREATE INDEX alerts_centre_at ON alerts (centre, at)",
 ]
 MAX_PENDING = 256  # alerts being stored at once; past it new ones are dropped (counted)
+
+
+# KEYS: the counter, the owner hash of alerts; ARGV: this node's highest id. Ids another node
+# numbered locally while Redis was away (and claimed since) are skipped.
+NEXT_ALERT = """
+local floor = tonumber(ARGV[1])
+if tonumber(redis.call('GET', KEYS[1]) or '0') < floor then redis.call('SET', KEYS[1], floor) end
+local n = redis.call('INCR', KEYS[1])
+while redis.call('HEXISTS', KEYS[2], tostring(n)) == 1 do
+  n = redis.call('INCR', KEYS[1])
+end
+return n
+"""
+
+
+class Ownership(Protocol):
+    """What the alerts need of a hub cluster (`hub.cluster.Cluster`)."""
+
+    def claim(self, kind: str, item: str, meta: dict[str, object] | None = None) -> None: ...
+
+    def claim_many(self, kind: str, items: Iterable[str]) -> None: ...
+
+
+class AlertIds:
+    """The cluster's alert ids (`zzhub:alertseq`); None while Redis is away (the local
+    sequence then numbers the alert)."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+
+    async def __call__(self, local_max: int) -> int | None:
+        r = self.cluster.redis
+        if r is None:
+            return None
+        keys = (f"{PREFIX}alertseq", f"{PREFIX}owner:alert", local_max)
+        try:
+            n = await r.eval(NEXT_ALERT, 2, *keys)
+        except NETWORK_ERRORS:
+            return None
+        return int(n)
 
 
 class AlertKind(enum.StrEnum):
@@ -126,10 +173,21 @@ COLUMNS = (
 
 
 class Alerts:
-    def __init__(self, db: Database, events: EventBus, *, pre_event: float = 10.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        events: EventBus,
+        *,
+        pre_event: float = 10.0,
+        owner: Ownership | None = None,
+        ids: Callable[[int], Awaitable[int | None]] | None = None,
+    ) -> None:
         self.db = db
         self.events = events
         self.pre_event = pre_event
+        self._owner = owner  # a hub cluster: alerts raised here are held here
+        self._ids = ids  # a hub cluster: (highest local id) → the next id, None when away
+        self._numbering = asyncio.Lock()  # a cluster id and its insert, one alert at a time
         self._tasks: set[asyncio.Task[Any]] = set()
         self._listener: asyncio.Task[None] | None = None
         self.raised = 0
@@ -137,6 +195,9 @@ class Alerts:
 
     async def start(self) -> None:
         await self.db.migrate("alerts", MIGRATIONS)
+        if self._owner is not None:
+            rows = await self.db.fetchall("SELECT id FROM alerts")
+            self._owner.claim_many("alert", (str(r["id"]) for r in rows))
         sub = self.events.subscribe("zzhub:alerts", "", maxsize=256)
         self._listener = asyncio.get_running_loop().create_task(self._store_foreign(sub))
 
@@ -162,11 +223,15 @@ class Alerts:
         """Store an alert and push `alert.raised` to the centre's operators and those above."""
         at = time.time() if at is None else at
         body = json.dumps(details or {}, ensure_ascii=False, default=str)
-        alert_id = await self.db.execute(
-            "INSERT INTO alerts (kind, camera, centre, at, details, snapshot) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (str(kind), camera, centre, at, body, snapshot_jpeg or None),
-        )
+        row = (str(kind), camera, centre, at, body, snapshot_jpeg or None)
+        if self._ids is None:
+            alert_id = await self._insert(None, row)
+        else:
+            async with self._numbering:
+                top = await self.db.fetchone("SELECT COALESCE(MAX(id), 0) AS n FROM alerts")
+                alert_id = await self._insert(await self._ids(top["n"] if top else 0), row)
+        if self._owner is not None:
+            self._owner.claim("alert", str(alert_id))
         alert = Alert(
             alert_id,
             str(kind),
@@ -185,6 +250,14 @@ class Alerts:
         if publish:
             self.events.publish("alert.raised", centre, alert.to_json())
         return alert
+
+    async def _insert(self, alert_id: int | None, row: tuple[Any, ...]) -> int:
+        columns = "kind, camera, centre, at, details, snapshot"
+        if alert_id is None:
+            sql = f"INSERT INTO alerts ({columns}) VALUES (?, ?, ?, ?, ?, ?)"
+            return await self.db.execute(sql, row)
+        sql = f"INSERT INTO alerts (id, {columns}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        return await self.db.execute(sql, (alert_id, *row))
 
     def submit(self, work: Coroutine[Any, Any, Any]) -> None:
         """Run `work` (e.g. a `raise_alert(...)`) in a task owned by the service."""

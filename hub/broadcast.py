@@ -9,9 +9,9 @@ Only the presenter and stage members may publish: any other publication in the r
 one made through `/api/rooms/{id}/publish` — is ended as soon as it appears.
 
 Attendance (every join and leave, drops included) goes to `BroadcastLedger`; the video of the
-presenter and of each guest on stage is recorded under the broadcast id, a track per sender. Events: `broadcast.started` and `broadcast.ended`
-to every target centre (terminals auto-join), `broadcast.updated` (stage, hands, publications)
-to everyone seated and the presenter.
+presenter and of each guest on stage is recorded under the broadcast id, a track per sender.
+Events: `broadcast.started` and `broadcast.ended` to every target centre (terminals auto-join),
+`broadcast.updated` (stage, hands, publications) to everyone seated and the presenter.
 """
 
 from __future__ import annotations

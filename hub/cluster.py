@@ -22,9 +22,13 @@ re-claims what it owns and announces `cluster.resync` locally so clients reload 
 Without `redis.url` the cluster is `off` and nothing here runs.
 
 The domain state builds on this: calls, roll calls, cases and broadcasts are claimed like rooms
-(`owned` kinds `call`, `rollcall`, `petition`, `broadcast`); hub/cluster_presence.py shares who
+(`owned` kinds `call`, `rollcall`, `petition`, `broadcast`), and so are notices, their attachments
+and alerts (`notice`, `notice_attachment`, `alert`); hub/cluster_presence.py shares who
 is connected to which node, hub/cluster_proxy.py forwards requests to an object's owner and
 merges the list endpoints over every node.
+
+Over 500 lines: heartbeats, ownership and event forwarding share one Redis session and its
+reconnect loop (a re-join re-claims everything owned), so they stay in one module.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ import logging
 import socket
 import time
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +61,7 @@ NODES = PREFIX + "nodes"
 OUTBOX = 1000  # events kept for other nodes while Redis is away
 BACKOFF = (0.2, 0.5, 1.0, 2.0)  # seconds between reconnect attempts; the last repeats
 NETWORK_ERRORS = (RedisError, OSError, TimeoutError)
+DOMAIN_KINDS = ("call", "rollcall", "petition", "broadcast", "notice", "notice_attachment", "alert")
 
 
 class ClusterState(enum.StrEnum):
@@ -107,7 +112,7 @@ class Cluster:
         self.node_listeners: list[Callable[[NodeInfo, str], None]] = []
         self.swept = 0  # owner entries of dead nodes this node removed
         # domain objects created here (hub/cluster_proxy.py forwards requests for them)
-        for kind in ("call", "rollcall", "petition", "broadcast"):
+        for kind in DOMAIN_KINDS:
             self.owned[kind] = set()
         self.sent = self.received = self.dropped = self.reconnects = 0
         self._outbox: deque[dict[str, Any]] = deque()
@@ -167,6 +172,26 @@ class Cluster:
             if self.meta[kind].get(item) != text:
                 self.meta[kind][item] = text
                 self._spawn_write("hset", f"{PREFIX}{kind}:meta", item, text)
+
+    def claim_many(self, kind: str, items: Iterable[str]) -> None:
+        """Claim many items at once (the ids a service kept from an earlier run): one write
+        instead of one per item."""
+        new = sorted(set(items) - self.owned[kind])
+        if not new:
+            return
+        self.owned[kind].update(new)
+        r = self._redis
+        if r is None or self.state is not ClusterState.UP:
+            return  # written by `_claim_all` on the next connect
+        node = self.node.id
+
+        async def write() -> None:
+            with contextlib.suppress(*NETWORK_ERRORS):
+                await r.hset(f"{PREFIX}owner:{kind}", mapping=dict.fromkeys(new, node))
+
+        task = asyncio.get_running_loop().create_task(write())
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
 
     def release(self, kind: str, item: str) -> None:
         self.owned[kind].discard(item)

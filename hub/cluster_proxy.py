@@ -1,10 +1,12 @@
-"""Owner forwarding between hub nodes: one hub for calls, roll calls, cases, rooms, broadcasts.
+"""Owner forwarding between hub nodes: one hub for calls, roll calls, cases, rooms, broadcasts,
+notices and alerts.
 
 A domain object lives on the node that created it, which claims it in Redis
 (`zzhub:owner:<kind>`, see `hub.cluster`). With `redis.url` set:
 
 - `owner_proxy` (a middleware, after authentication) looks at every request for
-  `/api/{calls,rollcalls,petitions,rooms,broadcasts}/{id}[/...]`. An object this node owns is
+  `/api/{calls,rollcalls,petitions,rooms,broadcasts,notices,alerts}/{id}[/...]` and
+  `/api/notices/attachments/{id}` (kind `notice_attachment`). An object this node owns is
   served here; one owned by a live peer is forwarded to that peer — same method, path, query,
   body and `Authorization` — and the peer's status, headers and body are relayed (the body
   streamed in chunks, never held whole). A forwarded request carries `X-Zzhub-Forwarded: <node>`
@@ -16,7 +18,8 @@ A domain object lives on the node that created it, which claims it in Redis
   candidates, so media flows between the browser and the owner node directly.
 - `ClusterProxy.on_behalf` does the same for the WebSocket actions of calls and roll calls
   (`call.accept`, `rollcall.answer` …): a terminal connected to node B answers a call that
-  lives on node A.
+  lives on node A. `ask_peers` and `post_to` do the same for a node's own requests made as
+  a user (a terminal connecting here fetches its queued notices from the other nodes).
 - `ClusterProxy.gather` fans a list request out to every live peer (the caller's
   `Authorization`, `X-Zzhub-Local: 1` so the peer answers from its own data, a short timeout);
   the list endpoints merge the answers with their own (`merged_page` for paged lists). Peers
@@ -60,9 +63,20 @@ KINDS = {
     "petitions": "petition",
     "rooms": "room",
     "broadcasts": "broadcast",
+    "notices": "notice",
+    "alerts": "alert",
 }
-PATH = re.compile(r"^/api/(calls|rollcalls|petitions|rooms|broadcasts)/([^/]+?)(\.csv)?(/.*)?$")
-NOT_IDS = {("rollcall", "summary")}  # collection paths that look like an object's
+PATH = re.compile(
+    r"^/api/(calls|rollcalls|petitions|rooms|broadcasts|notices|alerts)/([^/]+?)(\.csv)?(/.*)?$"
+)
+ATTACHMENT = re.compile(r"^/api/notices/attachments/([^/]+)$")
+# collection paths that look like an object's
+NOT_IDS = {
+    ("rollcall", "summary"),
+    ("notice", "inbox"),
+    ("notice", "attachments"),
+    ("notice", "delivered"),
+}
 SENT_HEADERS = ("Authorization", "Content-Type", "Accept", "Accept-Language", "Range")
 HOP_HEADERS = frozenset(
     h.lower()
@@ -82,6 +96,7 @@ HOP_HEADERS = frozenset(
 )
 CHUNK = 64 * 1024
 MAX_DEPTH = 1000  # a merged paged list serves its first 1000 items (page * per_page)
+TOKEN_TTL = 60  # seconds: tokens of the requests a node makes as a user
 
 
 @dataclass
@@ -221,8 +236,25 @@ class ClusterProxy:
         node = await self.owner(kind, item)
         if node is None:
             return None
-        token = app[keys.TOKENS].issue(who.user, who.role, who.centre, 60)
-        headers = {"Authorization": f"Bearer {token}", FORWARDED: self.cluster.node.id}
+        return await self.post_to(app, node, who, path, body)
+
+    def _as(self, app: web.Application, who: Principal) -> dict[str, str]:
+        """Headers of a request this node makes as `who`: a short-lived token of the same
+        identity, marked as forwarded (the peer serves it, never passes it on)."""
+        token = app[keys.TOKENS].issue(who.user, who.role, who.centre, TOKEN_TTL)
+        return {"Authorization": f"Bearer {token}", FORWARDED: self.cluster.node.id}
+
+    async def post_to(
+        self,
+        app: web.Application,
+        node: NodeInfo,
+        who: Principal,
+        path: str,
+        body: dict[str, Any] | None = None,
+    ) -> Any:
+        """POST `path` on `node` as `who`; its JSON answer, or an `ApiError` with the node's
+        status, code and message (503 `owner_unreachable` when it did not answer)."""
+        headers = self._as(app, who)
         url = node.url.rstrip("/") + path
         self.forwarded += 1
         try:
@@ -255,10 +287,35 @@ class ClusterProxy:
         headers = {LOCAL_ONLY: "1", FORWARDED: self.cluster.node.id}
         if "Authorization" in request.headers:
             headers["Authorization"] = request.headers["Authorization"]
+        out = Gathered()
+        for node, answer in await self._fan_out(request.path, params, headers):
+            if isinstance(answer, BaseException):
+                out.missing.append(node.id)
+            else:
+                out.bodies.append(answer)
+        out.partial = bool(out.missing)
+        return out
+
+    async def ask_peers(
+        self, app: web.Application, who: Principal, path: str, params: dict[str, str]
+    ) -> list[tuple[NodeInfo, Any]]:
+        """GET `path` from every live peer as `who` (local only): the answers, by node; peers
+        that did not answer are left out (counted in `failed`, logged)."""
+        if self.cluster.state is not ClusterState.UP or not self.cluster.peers:
+            return []
+        headers = {**self._as(app, who), LOCAL_ONLY: "1"}
+        answers = await self._fan_out(path, params, headers)
+        return [(node, a) for node, a in answers if not isinstance(a, BaseException)]
+
+    async def _fan_out(
+        self, path: str, params: dict[str, str], headers: dict[str, str]
+    ) -> list[tuple[NodeInfo, Any]]:
+        """GET `path` from every live peer at once (`list_timeout` each): JSON answers, or the
+        exception of each peer that did not answer with 200."""
         peers = sorted(self.cluster.peers.values(), key=lambda n: n.id)
 
         async def ask(node: NodeInfo) -> Any:
-            url = node.url.rstrip("/") + request.path
+            url = node.url.rstrip("/") + path
             async with asyncio.timeout(self.list_timeout):
                 async with self.session.get(url, params=params, headers=headers) as resp:
                     if resp.status != 200:
@@ -268,18 +325,13 @@ class ClusterProxy:
                     return await resp.json()
 
         answers = await asyncio.gather(*(ask(n) for n in peers), return_exceptions=True)
-        out = Gathered()
         for node, answer in zip(peers, answers, strict=True):
+            if isinstance(answer, asyncio.CancelledError):
+                raise answer
             if isinstance(answer, BaseException):
-                if isinstance(answer, asyncio.CancelledError):
-                    raise answer
                 self.failed += 1
-                log.info("cluster: node %s did not answer %s: %r", node.id, request.path, answer)
-                out.missing.append(node.id)
-            else:
-                out.bodies.append(answer)
-        out.partial = bool(out.missing)
-        return out
+                log.info("cluster: node %s did not answer %s: %r", node.id, path, answer)
+        return list(zip(peers, answers, strict=True))
 
 
 def claimer(app: web.Application) -> Callable[[str, str], None] | None:
@@ -343,6 +395,9 @@ async def merged_page(
 
 # -- the middleware ------------------------------------------------------------------------
 def _target(path: str) -> tuple[str, str] | None:
+    m = ATTACHMENT.match(path)
+    if m is not None:
+        return "notice_attachment", m.group(1)
     m = PATH.match(path)
     if m is None:
         return None

@@ -9,6 +9,13 @@ user never received, in order, on its next WebSocket connect. A user confirms re
 
 Attachments are uploaded first (`save_attachment`, streamed to `data_dir/notices/` with a size
 limit) and named by id in the notice; names are sanitised, types come from the upload.
+
+In a hub cluster the node a notice is sent from owns it and its receipts (`claim("notice",
+id)`; attachments `notice_attachment`; both re-claimed at start). Live delivery needs nothing
+more: `Presence` knows the members of every node and the `notice` event travels to them. A
+user connecting to another node gets what this node queued for it through `peers` (that node
+asks this one for `pending()` and reports what it pushed with `delivered_to()`), and its reads
+reach this node through `hub.cluster_proxy`, so `status()` here counts them all.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import re
 import secrets
 import time
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -40,6 +48,18 @@ class Connection(Protocol):
     async def send(self, message: dict[str, Any]) -> None: ...
 
 
+class PeerNotices(Protocol):
+    """The other hub nodes' queues (a hub cluster)."""
+
+    async def pending(self, who: Principal) -> list[tuple[str, list[dict[str, Any]]]]:
+        """(node id, the notices that node queued for `who`, oldest first) per node."""
+        ...
+
+    async def delivered(self, node: str, who: Principal, ids: list[str]) -> None:
+        """Tell `node` that its notices `ids` were pushed to `who`."""
+        ...
+
+
 def safe_name(name: str) -> str:
     """A file name fit for storage listings and Content-Disposition: no path, no control or
     quote characters, at most 100 characters."""
@@ -57,8 +77,13 @@ class Notices:
         events: EventBus,
         tree: CentreTree,
         files: Path,
+        *,
+        claim: Callable[[str, str], None] | None = None,
+        peers: PeerNotices | None = None,
     ) -> None:
         self.store = store
+        self._claim = claim  # a hub cluster: (kind, id) is owned by this node
+        self.peers = peers  # a hub cluster: the queues of the other nodes
         self.presence = presence
         self.events = events
         self.tree = tree
@@ -87,6 +112,8 @@ class Notices:
             time.time(),
         )
         await self.store.add_attachment(a)
+        if self._claim is not None:
+            self._claim("notice_attachment", a.id)
         return a
 
     async def readable_attachment(self, attachment_id: str, who: Principal) -> Attachment:
@@ -119,6 +146,8 @@ class Notices:
             time.time(),
         )
         await self.store.add(notice)
+        if self._claim is not None:
+            self._claim("notice", notice.id)
         online = [(m.user, m.centre) for code in targets for m in self.presence.online_in(code)]
         if online:
             self.events.publish(
@@ -129,22 +158,39 @@ class Notices:
         return notice
 
     async def on_connect(self, client: Connection) -> None:
-        """A WebSocket client connected: send what its user never received."""
+        """A WebSocket client connected: send what its user never received, here and (a hub
+        cluster) on the other nodes."""
         p = client.principal
-        since = time.time() - QUEUE_DAYS * 86400
-        for notice in await self.store.pending(p.user, p.centre, since, QUEUE_LIMIT):
-            await client.send(
-                {
-                    "type": "event",
-                    "topic": "notice",
-                    "centre": notice.centre,
-                    "seq": 0,
-                    "at": time.time(),
-                    "data": {**notice.to_json(), "queued": True},
-                }
-            )
+        for notice in await self.pending(p):
+            await _push(client, notice.to_json())
             await self.store.delivered(notice.id, [(p.user, p.centre)], time.time())
             self.delivered_queued += 1
+        if self.peers is None:
+            return
+        for node, notices in await self.peers.pending(p):
+            pushed: list[str] = []
+            for data in notices:
+                await _push(client, data)
+                pushed.append(str(data["id"]))
+            if pushed:
+                await self.peers.delivered(node, p, pushed)
+                self.delivered_queued += len(pushed)
+
+    async def pending(self, who: Principal) -> list[Notice]:
+        """The notices of this node `who` never received, oldest first."""
+        since = time.time() - QUEUE_DAYS * 86400
+        return await self.store.pending(who.user, who.centre, since, QUEUE_LIMIT)
+
+    async def delivered_to(self, who: Principal, ids: list[str]) -> int:
+        """Delivery receipts of `who` for the notices `ids` of its centre another node pushed
+        to it; ids not held here or not sent to its centre are passed over. How many counted."""
+        at, counted = time.time(), 0
+        for notice_id in ids:
+            notice = await self.store.get(notice_id) if ID_RE.match(notice_id) else None
+            if notice is not None and who.centre in notice.targets:
+                await self.store.delivered(notice.id, [(who.user, who.centre)], at)
+                counted += 1
+        return counted
 
     # -- receipts and status -----------------------------------------------------------------
     async def get(self, notice_id: str, who: Principal) -> Notice:
@@ -195,3 +241,17 @@ class Notices:
                 "read": sum(c["read"] for c in centres),
             },
         }
+
+
+async def _push(client: Connection, data: dict[str, Any]) -> None:
+    """A queued notice (`data`: its JSON), sent as the `notice` event with `queued: true`."""
+    await client.send(
+        {
+            "type": "event",
+            "topic": "notice",
+            "centre": data.get("centre", ""),
+            "seq": 0,
+            "at": time.time(),
+            "data": {**data, "queued": True},
+        }
+    )

@@ -121,6 +121,12 @@ class NoticeStore:
         )
         return {r["centre"] for r in rows}
 
+    async def ids(self) -> list[str]:
+        return [r["id"] for r in await self.db.fetchall("SELECT id FROM notices")]
+
+    async def attachment_ids(self) -> list[str]:
+        return [r["id"] for r in await self.db.fetchall("SELECT id FROM notice_attachments")]
+
     async def add(self, n: Notice) -> None:
         def insert(conn: sqlite3.Connection) -> None:
             conn.execute(

@@ -12,11 +12,12 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from hub import keys
-from hub.alerts import Alerts
+from hub.alerts import AlertIds, Alerts
 from hub.alerts_watch import AlertWatch
 from hub.api import alerts as alerts_api
 from hub.api import duty as duty_api
 from hub.api import walls as walls_api
+from hub.cluster_proxy import claimer
 from hub.duty import DutyChecks
 from hub.walls import Walls
 from hub.walls_sources import PictureSources
@@ -25,7 +26,15 @@ from hub.walls_sources import PictureSources
 async def monitoring_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[keys.CONFIG]
     pictures = PictureSources(config)
-    alerts = Alerts(app[keys.DB], app[keys.EVENTS], pre_event=config.alerts.pre_event)
+    # a hub cluster: alerts held by the node raising them, numbered across the cluster
+    cluster = app[keys.CLUSTER] if claimer(app) is not None else None
+    alerts = Alerts(
+        app[keys.DB],
+        app[keys.EVENTS],
+        pre_event=config.alerts.pre_event,
+        owner=cluster,
+        ids=AlertIds(cluster) if cluster is not None else None,
+    )
     await alerts.start()
     watch = AlertWatch(alerts, app[keys.CAMERAS], pictures, config)
     walls = Walls(config, app[keys.CAMERAS], pictures)

@@ -1,6 +1,13 @@
-"""Alerts: list (scoped), one alert, its snapshot, acknowledge; admins may raise one."""
+"""Alerts: list (scoped), one alert, its snapshot, acknowledge; admins may raise one.
+
+In a hub cluster `GET /api/alerts` lists every live node's alerts (`X-Zzhub-Partial` /
+`X-Zzhub-Nodes-Missing` when one did not answer); one alert, its snapshot and its
+acknowledgement are forwarded to the node that raised it (`hub.cluster_proxy`).
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from aiohttp import web
 
@@ -8,6 +15,7 @@ from config.schema import Role
 from hub import keys
 from hub.alerts import Alert, AlertKind, AlertStatus
 from hub.api.system import read_json
+from hub.cluster_proxy import proxy_of
 from hub.errors import ApiError
 
 ACK_ROLES = {Role.OPERATOR, Role.ADMIN, Role.DISPATCHER}
@@ -39,7 +47,26 @@ async def list_alerts(request: web.Request) -> web.Response:
     alerts = await request.app[keys.ALERTS].list(
         p.centre, status=status, camera=q.get("camera") or None, centre=centre, limit=limit
     )
-    return web.json_response([a.to_json() for a in alerts])
+    found = [a.to_json() for a in alerts]
+    proxy = proxy_of(request)
+    if proxy is None or not proxy.fans_out(request):
+        return web.json_response(found)
+    gathered = await proxy.gather(request, {"limit": str(limit)})
+    # each node answers its own alerts: their ids differ (`hub.alerts.AlertIds`)
+    for answer in gathered.bodies:
+        found += [a for a in (answer if isinstance(answer, list) else []) if isinstance(a, dict)]
+    found.sort(key=_newest_first)
+    resp = web.json_response(found[:limit])
+    gathered.mark(resp)
+    return resp
+
+
+def _newest_first(alert: dict[str, Any]) -> tuple[float, int]:
+    ts, alert_id = alert.get("ts"), alert.get("id")
+    return (
+        -float(ts) if isinstance(ts, int | float) else 0.0,
+        -alert_id if isinstance(alert_id, int) else 0,
+    )
 
 
 async def get_alert(request: web.Request) -> web.Response:

@@ -1,26 +1,73 @@
 """Notices over HTTP (docs/api.md "Notices"): upload an attachment, send, list, inbox, read
-receipts, per-centre delivery status, download an attachment."""
+receipts, per-centre delivery status, download an attachment.
+
+In a hub cluster `GET /api/notices` and `GET /api/notices/inbox` list every live node's
+notices (`X-Zzhub-Partial` / `X-Zzhub-Nodes-Missing` when one did not answer); a notice's own
+endpoints and its attachment are forwarded to the node that holds it (`hub.cluster_proxy`), and
+so is a send naming an attachment uploaded on another node (the notice then lives there).
+`PeerInboxes` fetches, for a user connecting here, what the other nodes queued for it
+(`GET /api/notices/inbox?pending=1`) and reports what was pushed
+(`POST /api/notices/delivered`), both as that user.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
 
 from hub import keys
 from hub.api.system import read_json
+from hub.auth import Principal
 from hub.broadcast_scope import check_sender, targets
+from hub.cluster_proxy import FORWARDED, claimer, proxy_of
 from hub.errors import ApiError
-from hub.notices import Notices
-from hub.notices_store import NoticeStore
+from hub.notices import QUEUE_LIMIT, Notices
+from hub.notices_store import Notice, NoticeStore
+
+log = logging.getLogger(__name__)
 
 NOTICES: web.AppKey[Notices] = web.AppKey("notices")
 INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"}
 CHUNK = 64 * 1024
+LIST_LIMIT = 200  # notices in a list (sent, inbox)
+
+
+class PeerInboxes:
+    """`PeerNotices` over HTTP: the other live nodes' queues for a user connecting here."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+
+    async def pending(self, who: Principal) -> list[tuple[str, list[dict[str, Any]]]]:
+        proxy = self.app[keys.CLUSTER_PROXY]
+        answers = await proxy.ask_peers(self.app, who, "/api/notices/inbox", {"pending": "1"})
+        out: list[tuple[str, list[dict[str, Any]]]] = []
+        for node, answer in answers:
+            found = [
+                n
+                for n in (answer if isinstance(answer, list) else [])
+                if isinstance(n, dict) and isinstance(n.get("id"), str)
+            ][:QUEUE_LIMIT]
+            if found:
+                out.append((node.id, found))
+        return out
+
+    async def delivered(self, node: str, who: Principal, ids: list[str]) -> None:
+        proxy = self.app[keys.CLUSTER_PROXY]
+        peer = proxy.cluster.peers.get(node)
+        if peer is None:
+            return  # gone meanwhile: it delivers them again on the next connect
+        try:
+            await proxy.post_to(self.app, peer, who, "/api/notices/delivered", {"ids": ids})
+        except ApiError as err:
+            log.warning("notices: delivery receipts for %s to node %s: %s", who.user, node, err)
 
 
 async def notices_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -29,7 +76,19 @@ async def notices_ctx(app: web.Application) -> AsyncIterator[None]:
     await store.open()
     files = Path(cfg.http.data_dir) / "notices"
     files.mkdir(parents=True, exist_ok=True)
-    notices = Notices(store, app[keys.PRESENCE], app[keys.EVENTS], app[keys.CENTRES], files)
+    claim = claimer(app)
+    if claim is not None:  # a hub cluster: what was sent from here is still held here
+        app[keys.CLUSTER].claim_many("notice", await store.ids())
+        app[keys.CLUSTER].claim_many("notice_attachment", await store.attachment_ids())
+    notices = Notices(
+        store,
+        app[keys.PRESENCE],
+        app[keys.EVENTS],
+        app[keys.CENTRES],
+        files,
+        claim=claim,
+        peers=PeerInboxes(app) if claim is not None else None,
+    )
     app[NOTICES] = notices
     app[keys.WS].on_connect.append(notices.on_connect)
     yield
@@ -66,7 +125,7 @@ async def upload(request: web.Request) -> web.Response:
     return web.json_response(a.to_json(), status=201)
 
 
-async def send(request: web.Request) -> web.Response:
+async def send(request: web.Request) -> web.StreamResponse:
     p = keys.principal(request)
     tree = request.app[keys.CENTRES]
     check_sender(p, tree, "notices")
@@ -79,27 +138,84 @@ async def send(request: web.Request) -> web.Response:
     if attachment is not None and not isinstance(attachment, str):
         raise ApiError(400, "attachment must be the id of an uploaded attachment")
     codes = targets(p, tree, body)
+    proxy = proxy_of(request)
+    if (
+        proxy is not None
+        and attachment is not None
+        and FORWARDED not in request.headers
+        and attachment not in proxy.cluster.owned["notice_attachment"]
+    ):
+        node = await proxy.owner("notice_attachment", attachment)
+        if node is not None:  # uploaded on another node: the notice is sent from there
+            return await proxy.forward(request, node)
     notice = await request.app[NOTICES].send(p, title.strip(), text, codes, attachment)
     return web.json_response(await request.app[NOTICES].status(notice), status=201)
 
 
+async def merged(
+    request: web.Request, local: list[dict[str, Any]], *, newest_first: bool = True
+) -> web.Response:
+    """`local` (this node's notices), with every live peer's in a hub cluster: sorted by
+    `created`, at most LIST_LIMIT, marked partial when a node did not answer."""
+    proxy = proxy_of(request)
+    if proxy is None or not proxy.fans_out(request):
+        return web.json_response(local)
+    gathered = await proxy.gather(request)
+    seen = {n["id"] for n in local}
+    items = list(local)
+    for answer in gathered.bodies:
+        for n in answer if isinstance(answer, list) else []:
+            if isinstance(n, dict) and isinstance(n.get("id"), str) and n["id"] not in seen:
+                seen.add(n["id"])
+                items.append(n)
+    items.sort(key=lambda n: float(n.get("created") or 0), reverse=newest_first)
+    resp = web.json_response(items[:LIST_LIMIT])
+    gathered.mark(resp)
+    return resp
+
+
 async def list_sent(request: web.Request) -> web.Response:
     p = keys.principal(request)
-    notices = await request.app[NOTICES].store.sent(p.centre, 200)
-    return web.json_response([n.to_json() for n in notices])
+    notices = await request.app[NOTICES].store.sent(p.centre, LIST_LIMIT)
+    return await merged(request, [n.to_json() for n in notices])
 
 
 async def inbox(request: web.Request) -> web.Response:
+    """The notices to the caller's centre, newest first, each with `read`; `?pending=1`: those
+    never delivered to the caller, oldest first (another node fetches them for a user
+    connecting there, and pushes them)."""
     p = keys.principal(request)
-    store = request.app[NOTICES].store
-    notices = await store.for_centre(p.centre, 0.0, 200)
-    read = {
+    notices = request.app[NOTICES]
+    if request.query.get("pending") == "1":
+        pending = [n.to_json() for n in await notices.pending(p)]
+        return await merged(request, pending, newest_first=False)
+    found = await notices.store.for_centre(p.centre, 0.0, LIST_LIMIT)
+    read = await _read_by(notices.store, found, p.user)
+    return await merged(request, [{**n.to_json(), "read": n.id in read} for n in found])
+
+
+async def _read_by(store: NoticeStore, notices: list[Notice], user: str) -> set[str]:
+    return {
         n.id
         for n in notices
         for r in await store.receipts(n.id)
-        if r["user"] == p.user and r["read"] is not None
+        if r["user"] == user and r["read"] is not None
     }
-    return web.json_response([{**n.to_json(), "read": n.id in read} for n in notices])
+
+
+async def delivered(request: web.Request) -> web.Response:
+    """`{"ids": [...]}`: the caller received these notices of this node (pushed to it by
+    another node, see `PeerInboxes`); other ids are passed over."""
+    p = keys.principal(request)
+    ids = (await read_json(request)).get("ids")
+    if (
+        not isinstance(ids, list)
+        or len(ids) > QUEUE_LIMIT
+        or not all(isinstance(i, str) for i in ids)
+    ):
+        raise ApiError(400, f"ids must be a list of at most {QUEUE_LIMIT} notice ids")
+    counted = await request.app[NOTICES].delivered_to(p, [str(i) for i in ids])
+    return web.json_response({"delivered": counted})
 
 
 async def get(request: web.Request) -> web.Response:
@@ -146,5 +262,6 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/api/notices", send)
     r.add_get("/api/notices", list_sent)
     r.add_get("/api/notices/inbox", inbox)
+    r.add_post("/api/notices/delivered", delivered)
     r.add_get("/api/notices/{id}", get)
     r.add_post("/api/notices/{id}/read", read)
