@@ -13,7 +13,7 @@ from hub.api.system import read_json
 from hub.broadcast import Broadcast, Broadcasts
 from hub.broadcast_report import attendance, attendance_csv
 from hub.broadcast_scope import check_sender, targets
-from hub.broadcast_store import BroadcastLedger
+from hub.broadcast_store import BroadcastLedger, BroadcastRow
 from hub.errors import ApiError
 from hub.presence import Status
 from signaling.publish import UnknownPublication
@@ -62,12 +62,9 @@ async def get(request: web.Request) -> web.Response:
     except ApiError as err:
         if err.status != 404:
             raise
-    p = keys.principal(request)
-    row = await request.app[BROADCASTS].ledger.get(request.match_info["id"])
-    if row is None or row.ended is None or not (
-        p.user == row.presenter or p.can_see(row.centre) or p.centre in row.targets
-    ):
-        raise ApiError(404, f"no broadcast {request.match_info['id']!r} for you")
+    row = await _ledger_row(request)
+    if row.ended is None:  # in the ledger, not in memory: a run that crashed; not live
+        raise ApiError(404, f"no broadcast {row.id!r} for you")
     body = {**row.to_json(), "ended": True, "ended_at": row.ended, "room": None, "stage": [],
             "hands": [], "publications": {}, "viewers": 0}  # fmt: skip
     return web.json_response(body)
@@ -155,15 +152,23 @@ async def end(request: web.Request) -> web.Response:
     return web.json_response(b.to_json())
 
 
-async def _report(request: web.Request) -> dict[str, object]:
-    """Live broadcasts from memory; ended ones (also from before a restart) from the ledger."""
+async def _ledger_row(request: web.Request) -> BroadcastRow:
+    """The broadcast's ledger row (live or ended, also from before a restart), if the caller
+    is its presenter, above its centre or one of its targets; 404 otherwise."""
     p = keys.principal(request)
-    service = request.app[BROADCASTS]
-    row = await service.ledger.get(request.match_info["id"])
+    row = await request.app[BROADCASTS].ledger.get(request.match_info["id"])
     if row is None or not (
         p.user == row.presenter or p.can_see(row.centre) or p.centre in row.targets
     ):
         raise ApiError(404, f"no broadcast {request.match_info['id']!r} for you")
+    return row
+
+
+async def _report(request: web.Request) -> dict[str, object]:
+    """Live broadcasts from memory; ended ones (also from before a restart) from the ledger."""
+    p = keys.principal(request)
+    service = request.app[BROADCASTS]
+    row = await _ledger_row(request)
     if p.user != row.presenter and not p.can_see(row.centre):
         raise ApiError(403, "attendance is for the presenter and the centres above")
     return attendance(row, await service.ledger.attendance(row.id), request.app[keys.CENTRES])
