@@ -50,6 +50,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from config.schema import HubConfig
+from hub import redis_client
 from hub.cluster_sweep import CAMERA_REV, loads, room_meta, sweep
 from hub.events import Event, EventBus
 
@@ -219,7 +220,6 @@ class Cluster:
                 pipe.hgetall(PREFIX + "camera:meta")
                 rev_now, owners, meta = await pipe.execute()
         except NETWORK_ERRORS:
-            _cancelled_meanwhile()
             return None
         return str(rev_now or "0"), dict(owners), dict(meta)
 
@@ -234,7 +234,6 @@ class Cluster:
         try:
             node_id = await r.hget(f"{PREFIX}owner:{kind}", item)
         except NETWORK_ERRORS:
-            _cancelled_meanwhile()
             return None
         return self.peers.get(node_id) if isinstance(node_id, str) else None
 
@@ -350,7 +349,7 @@ class Cluster:
     async def _session(self) -> None:
         assert self.url is not None
         timeout = max(1.0, self.node_ttl / 2)
-        r: aioredis.Redis = aioredis.from_url(
+        r: aioredis.Redis = redis_client.connect(
             self.url,
             decode_responses=True,
             socket_timeout=timeout,
@@ -490,14 +489,6 @@ class Cluster:
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             if message is not None and message.get("type") == "message":
                 self._deliver(message["data"])
-
-
-def _cancelled_meanwhile() -> None:
-    """redis-py may turn the cancellation of a command into a timeout or connection error;
-    a caller being cancelled must see CancelledError, or its owner waits for it forever."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 def _node_of(raw: object) -> str:

@@ -227,14 +227,11 @@ class RemoteCameras:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="remote-cameras")
 
     async def _run(self) -> None:
-        task = asyncio.current_task()
         while True:
             try:
                 await self.refresh()
             except Exception:  # a malformed map must not end the refresher
                 log.exception("reading the cluster's camera map failed")
-            if task is not None and task.cancelling():
-                raise asyncio.CancelledError  # swallowed below us (redis-py): stop anyway
             await asyncio.sleep(self.cluster.heartbeat)
 
     async def close(self) -> None:

@@ -234,7 +234,8 @@ class RecordingService:
     async def _retention_loop(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._retention_now.wait(), self.config.cleanup_interval)
+                async with asyncio.timeout(self.config.cleanup_interval):
+                    await self._retention_now.wait()
             self._retention_now.clear()
             enospc, self._enospc = self._enospc, False
             try:

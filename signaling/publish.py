@@ -254,7 +254,8 @@ class Publications:
 
         async def watch() -> None:
             try:
-                await asyncio.wait_for(connected.wait(), self._connect_timeout)
+                async with asyncio.timeout(self._connect_timeout):
+                    await connected.wait()
             except TimeoutError:
                 end("ICE did not connect in time")
 

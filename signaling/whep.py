@@ -177,7 +177,8 @@ class WhepSessions:
 
     async def _watch_connect(self, session: WhepSession) -> None:
         try:
-            await asyncio.wait_for(session.connected.wait(), self._connect_timeout)
+            async with asyncio.timeout(self._connect_timeout):
+                await session.connected.wait()
         except TimeoutError:
             self._spawn_close(session.id, "ICE did not connect in time")
 

@@ -235,7 +235,8 @@ class Relay:
             return self.info
         fut: asyncio.Future[StreamInfo] = asyncio.get_running_loop().create_future()
         self._info_waiters.append(fut)
-        return await asyncio.wait_for(fut, timeout)
+        async with asyncio.timeout(timeout):
+            return await fut
 
     async def wait_keyframe(self, timeout: float) -> bool:
         """Wait until the GOP cache holds a keyframe; False on timeout."""
@@ -244,7 +245,8 @@ class Relay:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._keyframe_waiters.append(fut)
         try:
-            await asyncio.wait_for(fut, timeout)
+            async with asyncio.timeout(timeout):
+                await fut
         except TimeoutError:
             return False
         finally:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import ssl
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -30,17 +29,7 @@ from tests.hub.test_cluster import RedisProcess, free_port, redis_server, wait_f
 from tests.hub.test_cluster import pytestmark as needs_redis
 from tests.signaling.test_publish_peers import Publisher, Subscriber
 
-# Known defect (session 2, 2026-11-23): about 1 run in 5 the teardown of two nodes hangs or a
-# peer is not seen gone in time (a stray CancelledError reaches node A's recordings/audit
-# cleanup after the roll-call test; not yet root-caused). Until it is, `make test` skips these
-# tests; `ZZHUB_CLUSTER_TESTS=1` runs them.
-pytestmark = [
-    needs_redis,
-    pytest.mark.skipif(
-        os.environ.get("ZZHUB_CLUSTER_TESTS") != "1",
-        reason="flaky two-node teardown under investigation; ZZHUB_CLUSTER_TESTS=1 runs it",
-    ),
-]
+pytestmark = needs_redis
 
 __all__ = ["pytestmark", "redis_server"]  # shared with test_cluster: skip, the fixture
 
@@ -77,11 +66,8 @@ async def nodes(redis_server: RedisProcess) -> AsyncIterator[tuple[Node, Node]]:
         await wait_for(lambda: set(b.app[keys.CLUSTER].peers) == {"node-a"})
         yield a, b
     finally:
-        # each node closes in a task of its own: closing in the fixture's finalizer task hung
-        # ~1 run in 5 after the roll-call test (a's recordings and audit cleanup got a
-        # CancelledError meant for nobody; not yet explained, see the session notes)
-        await asyncio.create_task(b.close())
-        await asyncio.create_task(a.close())
+        await b.close()
+        await a.close()
 
 
 def proxy(node: Node) -> ClusterProxy:
