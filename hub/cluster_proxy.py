@@ -22,7 +22,8 @@ A domain object lives on the node that created it, which claims it in Redis
   a user (a terminal connecting here fetches its queued notices from the other nodes).
 - `ClusterProxy.gather` fans a list request out to every live peer (the caller's
   `Authorization`, `X-Zzhub-Local: 1` so the peer answers from its own data, a short timeout);
-  the list endpoints merge the answers with their own (`merged_page` for paged lists). Peers
+  the list endpoints merge the answers with their own (`merged_page` for paged lists,
+  `merged_list` for the plain lists of live rooms and broadcasts). Peers
   that did not answer are named in the `X-Zzhub-Nodes-Missing` header (and `nodes_missing` in
   paged bodies) and `X-Zzhub-Partial: 1` / `partial: true` say the list is incomplete.
 
@@ -72,6 +73,8 @@ PATH = re.compile(
 ATTACHMENT = re.compile(r"^/api/notices/attachments/([^/]+)$")
 # collection paths that look like an object's
 NOT_IDS = {
+    ("call", "pending"),
+    ("rollcall", "pending"),
     ("rollcall", "summary"),
     ("notice", "inbox"),
     ("notice", "attachments"),
@@ -391,6 +394,49 @@ async def merged_page(
     )
     gathered.mark(resp)
     return resp
+
+
+async def merged_list(
+    request: web.Request, local: list[dict[str, Any]], key: str | None = "id"
+) -> web.Response:
+    """A plain JSON list (live rooms, live broadcasts, pending rings) over every live node:
+    this node's items, then each peer's (in node order) that no earlier list had (by `key`;
+    None: every item, for lists whose items each come from one node only). Peers that did not
+    answer: `X-Zzhub-Partial` / `X-Zzhub-Nodes-Missing`."""
+    proxy = proxy_of(request)
+    if proxy is None or not proxy.fans_out(request):
+        return web.json_response(local)
+    gathered = await proxy.gather(request)
+    resp = web.json_response(_union(local, gathered.bodies, key))
+    gathered.mark(resp)
+    return resp
+
+
+async def with_peers(
+    app: web.Application, who: Principal, path: str, local: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """`local` and what every live peer answers to `GET path` as `who` from its own objects
+    (`merged_list` without a request: the WebSocket `call.pending`, `rollcall.pending`)."""
+    proxy = app.get(keys.CLUSTER_PROXY)
+    if proxy is None or not proxy.active:
+        return local
+    answers = await proxy.ask_peers(app, who, path, {})
+    return _union(local, [answer for _, answer in answers], None)
+
+
+def _union(local: list[dict[str, Any]], answers: list[Any], key: str | None) -> list[Any]:
+    items = list(local)
+    seen = {item.get(key) for item in items} if key else set()
+    for answer in answers:
+        for item in answer if isinstance(answer, list) else []:
+            if not isinstance(item, dict):
+                continue
+            if key:
+                if item.get(key) in seen:
+                    continue
+                seen.add(item.get(key))
+            items.append(item)
+    return items
 
 
 # -- the middleware ------------------------------------------------------------------------

@@ -5,7 +5,8 @@ someone watches it (plus the stream linger), its tiles come from the cameras' de
 (the substream when configured; one decode per camera whatever the number of walls and
 analysers), and it is encoded once for all its viewers, who reach it over WHEP like a camera.
 Walls come from the config (physical video walls, permanent) or from `POST /api/walls`
-(kept in memory until deleted or the hub stops).
+(kept in memory until deleted or the hub stops). In a hub cluster a wall made over the API may
+show cameras of other nodes: each comes over the one relay leg its node's viewers share here.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from config.schema import HubConfig, WallConfig
-from hub.cameras import CameraRegistry
+from hub.cameras import Camera, CameraRegistry
 from hub.walls_sources import PictureSources
 from streams.decoded import DecodedFrame, TapLease
 from streams.media import Source
@@ -90,6 +92,9 @@ class Walls:
         self.cameras = cameras
         self.pictures = pictures
         self.max_walls = max_walls
+        # another hub node's camera by id (`RemoteCameras.get`), for walls made over the API;
+        # walls from the config file are checked at start, against this node's cameras
+        self.remote: Callable[[str], Camera | None] | None = None
         self._walls: dict[str, Wall] = {}
         for wc in config.walls:
             self._from_config(wc)
@@ -122,7 +127,7 @@ class Walls:
         if len(cameras) > spec.layout:
             raise WallError(f"{len(cameras)} cameras do not fit {spec.layout} tiles")
         for cam_id in cameras:
-            if cam_id and self.cameras.get(cam_id) is None:
+            if cam_id and self.find(cam_id) is None:
                 raise WallError(f"unknown camera {cam_id!r}")
         if len(self._walls) >= self.max_walls:
             raise WallError(f"at most {self.max_walls} walls; delete one first")
@@ -154,13 +159,21 @@ class Walls:
     def _feeds(self, wall: Wall, tile_height: int) -> list[TileFeed | None]:
         feeds: list[TileFeed | None] = []
         for cam_id in wall.cameras:
-            cam = self.cameras.get(cam_id) if cam_id else None
+            cam = self.find(cam_id) if cam_id else None
             if cam is None:
                 feeds.append(None)
                 continue
             lease = self.pictures.lease(cam, fps=wall.spec.fps, height=tile_height)
             feeds.append(TapFeed(label_of(cam.id, cam.config.name), lease))
         return feeds
+
+    def find(self, camera_id: str) -> Camera | None:
+        """This node's camera, else a camera of another hub node (pulled over one relay leg,
+        shared with every other viewer here)."""
+        cam = self.cameras.get(camera_id)
+        if cam is None and self.remote is not None:
+            cam = self.remote(camera_id)
+        return cam
 
     def get(self, wall_id: str) -> Wall | None:
         return self._walls.get(wall_id)

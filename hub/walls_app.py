@@ -38,6 +38,8 @@ async def monitoring_ctx(app: web.Application) -> AsyncIterator[None]:
     await alerts.start()
     watch = AlertWatch(alerts, app[keys.CAMERAS], pictures, config)
     walls = Walls(config, app[keys.CAMERAS], pictures)
+    if keys.REMOTE_CAMERAS in app:
+        walls.remote = app[keys.REMOTE_CAMERAS].get
     duty = DutyChecks(app[keys.DB], app[keys.EVENTS], config.duty, config.users)
     app[keys.PICTURES] = pictures
     app[keys.ALERTS] = alerts

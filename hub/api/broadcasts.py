@@ -14,6 +14,7 @@ from hub.broadcast import Broadcast, Broadcasts
 from hub.broadcast_report import attendance, attendance_csv
 from hub.broadcast_scope import check_sender, targets
 from hub.broadcast_store import BroadcastLedger, BroadcastRow
+from hub.cluster_proxy import merged_list
 from hub.errors import ApiError
 from hub.presence import Status
 from signaling.publish import UnknownPublication
@@ -51,7 +52,7 @@ async def start(request: web.Request) -> web.Response:
 
 async def list_broadcasts(request: web.Request) -> web.Response:
     p = keys.principal(request)
-    return web.json_response([b.to_json() for b in request.app[BROADCASTS].list_for(p)])
+    return await merged_list(request, [b.to_json() for b in request.app[BROADCASTS].list_for(p)])
 
 
 async def get(request: web.Request) -> web.Response:

@@ -20,7 +20,7 @@ from hub.calls import Calls
 from hub.calls_scope import call_targets
 from hub.calls_store import CallHistory
 from hub.centres import Centre
-from hub.cluster_proxy import claimer, max_per_page, merged_page
+from hub.cluster_proxy import claimer, max_per_page, merged_list, merged_page, with_peers
 from hub.errors import ApiError
 from hub.ws import Request, WsClient, WsError
 
@@ -137,6 +137,12 @@ async def list_calls(request: web.Request) -> web.Response:
     )
 
 
+async def pending_calls(request: web.Request) -> web.Response:
+    """The rings the caller could answer now, on every live node (WS `call.pending`)."""
+    local = request.app[keys.CALLS].pending_for(keys.principal(request))
+    return await merged_list(request, local, key=None)
+
+
 async def get_call(request: web.Request) -> web.Response:
     call = await request.app[keys.CALLS].get(request.match_info["call"], keys.principal(request))
     return web.json_response(call.to_json())
@@ -161,6 +167,7 @@ def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_post("/api/calls", place_call)
     r.add_get("/api/calls", list_calls)
+    r.add_get("/api/calls/pending", pending_calls)  # before the {call} route
     r.add_get("/api/calls/{call}", get_call)
     for action in ("accept", "decline", "cancel", "hangup"):
         r.add_post(f"/api/calls/{{call}}/{action}", _action(action))
@@ -184,7 +191,8 @@ def register_ws(app: web.Application) -> None:
         return act
 
     async def pending(client: WsClient, _: NoData) -> list[Any]:
-        return app[keys.CALLS].pending_for(client.principal)
+        local = app[keys.CALLS].pending_for(client.principal)
+        return await with_peers(app, client.principal, "/api/calls/pending", local)
 
     for action in ("accept", "decline", "cancel", "hangup"):
         router.register(f"call.{action}", CallRef, ws_refusals(ws_action(action)))

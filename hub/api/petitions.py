@@ -13,7 +13,7 @@ In a hub cluster `GET /api/petitions` is the queue of every live node: the peers
 merged with this node's, re-sorted and re-numbered (`position`, `estimate`); the headers
 `X-Zzhub-Partial: 1` and `X-Zzhub-Nodes-Missing` say when a node did not answer. A case's own
 endpoints are forwarded to the node that owns it (`hub.cluster_proxy`). The WebSocket
-`petition.list` answers from this node's cases only.
+`petition.list` merges the peers' lists the same way.
 """
 
 from __future__ import annotations
@@ -374,7 +374,15 @@ def register_ws(app: web.Application) -> None:
     """`petition.list` {status, centre}: the same list as `GET /api/petitions`."""
 
     async def listing(client: WsClient, req: ListRequest) -> list[Any]:
-        p = client.principal
-        return await scoped_list(app[keys.PETITIONS], p, req.status, req.centre)
+        p, petitions = client.principal, app[keys.PETITIONS]
+        cases = await scoped_list(petitions, p, req.status, req.centre)
+        proxy = app.get(keys.CLUSTER_PROXY)
+        if proxy is None or not proxy.active:
+            return cases
+        query = {"status": req.status} if req.status else {}
+        if req.centre:
+            query["centre"] = req.centre
+        answers = await proxy.ask_peers(app, p, "/api/petitions", query)
+        return merge_cases(petitions, cases, [answer for _, answer in answers])
 
     app[keys.WS].register("petition.list", ListRequest, ws_refusals(listing))

@@ -16,7 +16,7 @@ from hub import keys
 from hub.api.calls import NoData, paging, parse_body, ws_refusals
 from hub.auth import Principal
 from hub.calls_scope import rollcall_targets
-from hub.cluster_proxy import claimer, merged_page
+from hub.cluster_proxy import claimer, merged_list, merged_page, with_peers
 from hub.errors import ApiError
 from hub.rollcall import RollCalls
 from hub.rollcall_entry import RollCall
@@ -162,6 +162,13 @@ async def put_snapshot(request: web.Request) -> web.Response:
     return web.json_response({"snapshot": path}, status=201)
 
 
+async def pending_checks(request: web.Request) -> web.Response:
+    """The checks the caller's centre has not answered yet, on every live node (WS
+    `rollcall.pending`)."""
+    local = request.app[keys.ROLLCALLS].pending_for(keys.principal(request))
+    return await merged_list(request, local, key=None)
+
+
 async def rollcall_summary(request: web.Request) -> web.Response:
     p = _reader(request)
     township = request.query.get("township", "")
@@ -183,6 +190,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/api/rollcalls", run_rollcall)
     r.add_get("/api/rollcalls", list_rollcalls)
     r.add_get("/api/rollcalls/summary", rollcall_summary)
+    r.add_get("/api/rollcalls/pending", pending_checks)
     r.add_get(f"/api/rollcalls/{ID}.csv", rollcall_csv)
     r.add_get(f"/api/rollcalls/{ID}", get_rollcall)
     r.add_post(f"/api/rollcalls/{ID}/answer", answer)
@@ -208,7 +216,8 @@ def register_ws(app: web.Application) -> None:
         return rc.to_json(_entry_filter(rc, p))
 
     async def pending(client: WsClient, _: NoData) -> list[Any]:
-        return app[keys.ROLLCALLS].pending_for(client.principal)
+        local = app[keys.ROLLCALLS].pending_for(client.principal)
+        return await with_peers(app, client.principal, "/api/rollcalls/pending", local)
 
     router.register("rollcall.answer", AnswerRef, ws_refusals(ws_answer))
     router.register("rollcall.pending", NoData, ws_refusals(pending))

@@ -11,6 +11,7 @@ from config.schema import Role
 from hub import keys
 from hub.api.system import read_json
 from hub.auth import Principal
+from hub.cluster_proxy import merged_list
 from hub.errors import ApiError
 from hub.presence import Status
 from hub.rooms import Room, RoomError, RoomKind, Seat
@@ -78,7 +79,7 @@ async def create_room(request: web.Request) -> web.Response:
 
 async def list_rooms(request: web.Request) -> web.Response:
     p = keys.principal(request)
-    return web.json_response([r.to_json() for r in request.app[keys.ROOMS].list_for(p)])
+    return await merged_list(request, [r.to_json() for r in request.app[keys.ROOMS].list_for(p)])
 
 
 async def get_room(request: web.Request) -> web.Response:

@@ -45,9 +45,13 @@ async def create_wall(request: web.Request) -> web.Response:
         raise ApiError(400, f"layout must be one of {', '.join(map(str, LAYOUTS))}")
     if not isinstance(cameras, list) or not all(isinstance(c, str) for c in cameras):
         raise ApiError(400, 'cameras must be a list of camera ids ("" for an empty tile)')
-    registry = request.app[keys.CAMERAS]
+    walls = request.app[keys.WALLS]
+    remote = request.app.get(keys.REMOTE_CAMERAS)
     for cam_id in cameras:
-        cam = registry.get(cam_id) if cam_id else None
+        cam = walls.find(cam_id) if cam_id else None
+        if cam_id and cam is None and remote is not None:
+            await remote.refresh()  # claimed since the last read? (re-read only if it changed)
+            cam = walls.find(cam_id)
         if cam_id and (cam is None or not p.can_see(cam.centre)):
             raise ApiError(404, f"no camera {cam_id!r} in your scope")
     name = body.get("name", "")
@@ -58,7 +62,7 @@ async def create_wall(request: web.Request) -> web.Response:
     fps = _number(body, "fps", 15, 1, 30)
     spec = MosaicSpec(int(layout), width, height, fps)
     try:
-        wall = request.app[keys.WALLS].create(
+        wall = walls.create(
             spec, list(cameras), centre=p.centre, owner=p.user, name=name
         )
     except WallError as err:

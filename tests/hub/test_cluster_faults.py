@@ -177,6 +177,37 @@ async def test_scope_rules_hold_for_remote_cameras(
     assert (await b.get("/api/cameras/no-such-cam", headers=auth())).status == 404
 
 
+async def test_a_wall_on_b_shows_a_camera_of_a_over_the_shared_leg(
+    nodes: list[Node], auth: Callable[..., dict[str, str]], token: Callable[..., str]
+) -> None:
+    a, b, _ = nodes
+    town = auth("operator", TOWN, "town-op")
+    resp = await b.post("/api/walls", json={"layout": 4, "cameras": ["a-hall"]}, headers=town)
+    assert resp.status == 404  # the scope rules of remote cameras hold for walls too
+    resp = await b.post(
+        "/api/walls", json={"layout": 4, "cameras": ["a-hall", "b-town"]}, headers=auth()
+    )
+    assert resp.status == 201, await resp.text()
+    wall = await resp.json()
+    use_host_addresses(["127.0.0.1"])
+    async with aiohttp.ClientSession() as http:
+        viewer = WhepViewer(http, str(b.make_url(wall["whep"])), token(user="wall-viewer"))
+        try:
+            await viewer.start()
+            await viewer.wait_frames(5)
+            walls = b.app[keys.WALLS]
+            shown = walls.get(wall["id"])
+            assert shown is not None
+            # both tiles fed: A's camera decoded on B from the one leg A serves
+            await wait_for(lambda: shown.source is not None and shown.source.tile_updates > 20)
+            hall = a.app[keys.CAMERAS].get("a-hall")
+            assert hall is not None
+            await wait_for(lambda: hall.stream.relay.stats()["consumers"] == 1)
+            assert (await streams_of(a, auth()))["a-hall"]["consumers"] == 1
+        finally:
+            await viewer.stop()
+
+
 async def test_a_crashed_node_is_swept_once_and_its_legs_resume_when_it_is_back(
     redis_server: RedisProcess,
     nodes: list[Node],

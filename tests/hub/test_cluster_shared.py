@@ -427,3 +427,55 @@ def test_peers_are_trusted_by_the_hub_ca(tmp_path: Path) -> None:
     subjects = [str(c["subject"]) for c in context.get_ca_certs()]
     assert any("zzhub local CA" in s for s in subjects), subjects
     assert peer_ssl("") is None
+
+
+async def test_pending_rings_checks_rooms_and_broadcasts_of_every_node(
+    nodes: tuple[Node, Node], token: Callable[..., str]
+) -> None:
+    """What a terminal or console connecting to node B asks first covers node A's objects."""
+    a, b = nodes
+    dispatcher = Person(a, token("dispatcher", COUNTY, "county-d"))
+    village = Person(b, token("terminal", V2, TERMINALS[V2]))
+    clerk = Person(b, token("receptionist", TOWN, "town-clerk"))
+    terminal, console = await village.ws(), await clerk.ws()
+    try:
+        await wait_for(lambda: TERMINALS[V2] in online_at(a, V2))
+        call = await dispatcher.req("POST", "/api/calls", 201, json={"centres": [V2]})
+        on_b = await dispatcher.on(b).req("POST", "/api/calls", 201, json={"centres": [V2]})
+        rings = await ws_request(terminal, "call.pending", {})
+        assert sorted(r["call"] for r in rings) == sorted([call["id"], on_b["id"]])
+        assert {r["call"] for r in await village.req("GET", "/api/calls/pending")} == {
+            call["id"],
+            on_b["id"],
+        }
+        # node A's own answer (asked as a peer) holds only its call
+        resp = await a.get(
+            "/api/calls/pending", headers={**village.headers, "X-Zzhub-Local": "1"}
+        )
+        assert [r["call"] for r in await resp.json()] == [call["id"]]
+
+        rc = await dispatcher.req("POST", "/api/rollcalls", 201, json={"centres": [V2]})
+        checks = await ws_request(terminal, "rollcall.pending", {})
+        assert [c["rollcall"] for c in checks] == [rc["id"]]
+        await ws_request(terminal, "rollcall.answer", {"rollcall": rc["id"]})
+        assert await ws_request(terminal, "rollcall.pending", {}) == []
+
+        room = await dispatcher.req(
+            "POST", "/api/rooms", 201, json={"title": "调度会", "centres": [V2]}
+        )
+        listed = await dispatcher.on(b).response("GET", "/api/rooms")
+        assert listed.status == 200 and "X-Zzhub-Partial" not in listed.headers
+        assert room["id"] in {r["id"] for r in await listed.json()}
+        started = await dispatcher.req(
+            "POST", "/api/broadcasts", 201, json={"title": "培训", "centres": [V2]}
+        )
+        assert [x["id"] for x in await village.req("GET", "/api/broadcasts")] == [started["id"]]
+
+        case = await Person(a, token("terminal", VILLAGE, TERMINALS[VILLAGE])).req(
+            "POST", "/api/petitions", 201, json={"category": "land"}
+        )
+        queue = await ws_request(console, "petition.list", {"status": "waiting"})
+        assert [(c["code"], c["position"]) for c in queue] == [(case["code"], 1)]
+    finally:
+        await terminal.close()
+        await console.close()
