@@ -62,6 +62,7 @@ NODES = PREFIX + "nodes"
 OUTBOX = 1000  # events kept for other nodes while Redis is away
 BACKOFF = (0.2, 0.5, 1.0, 2.0)  # seconds between reconnect attempts; the last repeats
 NETWORK_ERRORS = (RedisError, OSError, TimeoutError)
+HUB_WIDE = ""  # the centre of events for every user (`Subscription.wants`)
 DOMAIN_KINDS = ("call", "rollcall", "petition", "broadcast", "notice", "notice_attachment", "alert")
 
 
@@ -130,7 +131,8 @@ class Cluster:
             return
         old, self.state = self.state, new
         log.info("cluster %s: %s -> %s%s", self.node.id, old, new, f" ({why})" if why else "")
-        self.events.publish("cluster.state", self.scope, {"node": self.node.id, "state": str(new)})
+        # every console: a village terminal also follows the live nodes (its failover)
+        self.events.publish("cluster.state", HUB_WIDE, {"node": self.node.id, "state": str(new)})
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -364,7 +366,7 @@ class Cluster:
             resynced = self.reconnects > 0
             self._set_state(ClusterState.UP)
             if resynced:
-                self.events.publish("cluster.resync", self.scope, {"node": self.node.id})
+                self.events.publish("cluster.resync", HUB_WIDE, {"node": self.node.id})
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._beat(r))
                 tg.create_task(self._send(r))
@@ -447,14 +449,14 @@ class Cluster:
             log.warning("cluster: node %s is gone", node_id)
             info = before[node_id].to_json()
             self.events.publish(
-                "cluster.node", self.scope, {"node": node_id, "state": "down", **info}
+                "cluster.node", HUB_WIDE, {"node": node_id, "state": "down", **info}
             )
             self._tell(before[node_id], "down")
         for node_id in came:
             log.info("cluster: node %s is up (%s)", node_id, alive[node_id].url)
             self.events.publish(
                 "cluster.node",
-                self.scope,
+                HUB_WIDE,
                 {"node": node_id, "state": "up", **alive[node_id].to_json()},
             )
             self._tell(alive[node_id], "up")

@@ -2,9 +2,9 @@
 
 An event concerns one centre; a subscriber sees the events of its own centre and of every
 centre below it (so a county operator gets a village's alerts), plus the events addressed to
-it by user name. Each subscription has a bounded queue: a subscriber that falls behind loses
-the oldest events and is told so (`lagged`), so it can reload its state; it never slows the
-publisher.
+it by user name; an event of no centre (`""`) concerns everyone. Each subscription has a
+bounded queue: a subscriber that falls behind loses the oldest events and is told so
+(`lagged`), so it can reload its state; it never slows the publisher.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class Subscription:
     def wants(self, event: Event) -> bool:
         if event.to_users:
             return self.user in event.to_users
-        return event.centre.startswith(self.scope)
+        return not event.centre or event.centre.startswith(self.scope)
 
     def _offer(self, event: Event) -> None:
         if not self._queue and self.direct is not None and self.direct(event):

@@ -194,13 +194,15 @@ async def test_a_dead_node_is_noticed_within_seconds(
     two_nodes: tuple[Node, Node], token: Callable[..., str]
 ) -> None:
     a, b = two_nodes
-    async with b.ws_connect(f"/ws?token={token()}") as ws_b:
+    # a village terminal hears it too: it keeps the live nodes for its own failover
+    async with b.ws_connect(f"/ws?token={token('terminal', VILLAGE, 'dongguan')}") as ws_b:
         assert (await ws_b.receive_json())["type"] == "hello"
         await cluster(a).close(graceful=False)  # a crash: no goodbye, its key just expires
         started = time.monotonic()
         event = await next_event(ws_b, "cluster.node")
         took = time.monotonic() - started
     assert event["data"]["node"] == "node-a" and event["data"]["state"] == "down"
+    assert event["centre"] == ""  # hub-wide
     assert took < 1.5 + 0.2 + 1.0  # node_ttl + heartbeat + slack
     assert await cluster(b).owner("room", "nope") is None
     assert (await health(b))["nodes"] == ["node-b"]

@@ -73,6 +73,8 @@ async def test_event_scope_addressing_and_bounded_lag() -> None:
     assert (await town.get()).topic == "x"
     assert (await town.get()).topic == "y"
     assert other._queue == deque_of()
+    bus.publish("hub", "", {"n": 3})  # no centre: everyone
+    assert [(await s.get()).topic for s in (county, town, other)] == ["hub"] * 3
     for i in range(10):
         bus.publish("flood", "410922", {"i": i})
     assert county.lagged == 7
