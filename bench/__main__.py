@@ -10,7 +10,7 @@ import traceback
 
 NAMES = (
     "viewers", "instant_start", "latency", "cameras", "recording", "motion", "mosaic", "meeting",
-    "signaling", "fanout",
+    "signaling", "fanout", "cluster",
 )
 
 

@@ -140,10 +140,12 @@ class Hub:
 
 
 async def start_hub(wd: Path, cameras: dict[str, str], *, instant_start: bool = True,
-                    name: str = "hub", fast_rtp: bool = True) -> Hub:
+                    name: str = "hub", fast_rtp: bool = True,
+                    extra: dict[str, object] | None = None) -> Hub:
     """`python -m hub.cli serve -c generated.yaml` with `cameras` ({id: url}), always pulled.
     `instant_start=False`: new viewers wait for the next keyframe (the config switch when the
-    schema has it, else bench/hub_runner.py patches the relay in the hub process)."""
+    schema has it, else bench/hub_runner.py patches the relay in the hub process). `extra`:
+    more top-level config sections (e.g. `redis`)."""
     from config.schema import StreamsConfig
 
     port = free_port()
@@ -164,6 +166,7 @@ async def start_hub(wd: Path, cameras: dict[str, str], *, instant_start: bool = 
             "cameras": [{"id": cid, "name": cid, "url": url, "always_on": True}
                         for cid, url in cameras.items()],
         }],
+        **(extra or {}),
     }
     return await serve_config(wd, config, name, module=module, ready_within=20)
 
