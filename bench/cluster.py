@@ -1,9 +1,14 @@
-"""Cluster: what the Redis hop costs an event. N WebSocket clients (county operators) on node
-B; a village terminal connects and disconnects on node A, and each of its presence events
-travels A → Redis pub/sub → B → every client. Baseline in the same run, on the same two nodes
-and the same kind of clients: the terminal connects to node B itself (no hop). Each event is
-timed at every client from its `at` (stamped by the node it happened on) to its arrival;
-p50/p99 over all of them. Also: the CPU of A, B and redis-server while events flow.
+"""Cluster: what a second node costs. Two parts, each with its baseline in the same run.
+
+Events: N WebSocket clients (county operators) on node B; a village terminal connects and
+disconnects on node A, and each of its presence events travels A → Redis pub/sub → B → every
+client. Baseline: the terminal connects to node B itself (no hop). Each event is timed at every
+client from its `at` (stamped by the node it happened on) to its arrival; p50/p99 over all.
+
+Relay leg: a 720p25 RTSP camera (GStreamer) configured on node A only; WHEP viewers (aiortc
+peers counting frames, bench/viewer_proc.py) connect to node B, which pulls the camera over one
+hub-to-hub leg. Baseline: the same viewers on node A directly. Node A's CPU should not grow with
+node B's viewers; node B's grows as A's does with direct viewers.
 """
 
 from __future__ import annotations
@@ -23,15 +28,18 @@ from bench.common import (
     SECRET,
     Hub,
     Proc,
+    cpu_percent,
     cpu_seconds,
     free_port,
     median,
     spawn,
+    start_camera,
     start_hub,
     workdir,
     write_section,
 )
 from bench.signaling import _pct
+from bench.viewers import PER_PROCESS, WARMUP, _mark
 
 CLIENT_PROCS = 4
 EVENTS = 10  # the terminal connects + disconnects → 2 events each
@@ -141,9 +149,105 @@ async def _run_once(total: int) -> dict[str, dict[str, float]]:
             await redis_proc.wait()
 
 
+async def _viewers(
+    wd: Path, name: str, hub: Hub, counts: tuple[int, ...], pids: list[int], window: float,
+    runs: int,
+) -> list[dict[str, float]]:
+    """Add WHEP viewers of `cam` on `hub` up to each count; per step the median CPU of each
+    of `pids` over `runs` windows and the frames completed per viewer per second."""
+    procs: list[Proc] = []
+    out = []
+    total = 0
+    try:
+        for target in counts:
+            new: list[Proc] = []
+            while total < target:
+                n = min(PER_PROCESS, target - total)
+                cmd = [PYTHON, "-m", "bench.viewer_proc", "--count", str(n),
+                       "--whep", f"{hub.base}/api/cameras/cam/whep", "--token", hub.token]
+                new.append(await spawn(f"{name}-{len(procs) + len(new)}", cmd, wd, stdin=True))
+                total += n
+            procs += new
+            await asyncio.gather(*(p.wait_for("READY", 120) for p in new))
+            await asyncio.sleep(WARMUP)
+            cpus, fps = [], []
+            for _ in range(runs):
+                before = await _mark(procs)
+                cpus.append(await cpu_percent(pids, window))
+                after = await _mark(procs)
+                frames = sum(x["frames"] - y["frames"] for x, y in zip(after, before, strict=True))
+                fps.append(frames / window / target)
+            row = {"viewers": float(target), "fps": median(fps)}
+            for i in range(len(pids)):
+                row[f"cpu{i}"] = median([c[i] for c in cpus])
+            print(f"  {name} {target}: {row}", flush=True)
+            out.append(row)
+    finally:
+        for p in procs:
+            if p.proc.returncode is None:
+                try:
+                    await p.send("quit")
+                except (ConnectionError, RuntimeError):
+                    pass
+        await asyncio.gather(*(p.stop() for p in procs))
+    return out
+
+
+async def _relay(quick: bool) -> str:
+    counts = (1, 5) if quick else (1, 10, 25)
+    runs, window = (1, 5.0) if quick else (3, 8.0)
+    wd = workdir("cluster-relay")
+    camera, (url,) = await start_camera(wd)
+    redis_proc, redis_url = await _start_redis(wd)
+    hubs: list[Hub] = []
+    try:
+        section = {"url": redis_url, "heartbeat": 1.0, "node_ttl": 5.0}
+        a = await start_hub(wd, {"cam": url}, name="node-a",
+                            extra={"redis": {**section, "node_id": "node-a"}})
+        hubs.append(a)
+        b = await start_hub(wd, {}, name="node-b",
+                            extra={"redis": {**section, "node_id": "node-b"}})
+        hubs.append(b)
+        await asyncio.sleep(3.0)  # B reads the camera map
+        pids = [a.proc.pid, b.proc.pid]
+        direct = await _viewers(wd, "on-a", a, counts, pids, window, runs)
+        await asyncio.sleep(2.0)
+        via_b = await _viewers(wd, "on-b", b, counts, pids, window, runs)
+    finally:
+        for hub in hubs:
+            await hub.stop()
+        if redis_proc.returncode is None:
+            redis_proc.terminate()
+            await redis_proc.wait()
+        await camera.stop()
+    lines = [
+        "| viewers | A, viewers on A (baseline) | A, viewers on B | B, viewers on B | fps on A / on B |",
+        "|---|---|---|---|---|",
+    ]
+    for d, v in zip(direct, via_b, strict=True):
+        lines.append(
+            f"| {d['viewers']:.0f} | {d['cpu0']:.1f} % | **{v['cpu0']:.1f} %** | {v['cpu1']:.1f} % | "
+            f"{d['fps']:.1f} / {v['fps']:.1f} |"
+        )
+    span = direct[-1]["viewers"] - direct[0]["viewers"]
+    grow_direct = (direct[-1]["cpu0"] - direct[0]["cpu0"]) / span
+    grow_a = (via_b[-1]["cpu0"] - via_b[0]["cpu0"]) / span
+    grow_b = (via_b[-1]["cpu1"] - via_b[0]["cpu1"]) / span
+    return (
+        "Relay leg: one 720p25 GStreamer RTSP camera on node A only; WHEP viewers (aiortc "
+        "peers counting frames, 10 per process) on node A (baseline), then on node B. CPU is % "
+        f"of one core, median of {runs} windows of {window:.0f} s; fps is frames completed per "
+        "viewer per second (25 expected).\n\n" + "\n".join(lines) + "\n\n"
+        f"Per extra viewer: node A with direct viewers {grow_direct:.2f} %; node A while the "
+        f"viewers are on B **{grow_a:+.2f} %** (one leg, whatever their number); node B "
+        f"{grow_b:.2f} %."
+    )
+
+
 async def run(quick: bool = False) -> None:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    relay = await _relay(quick)
     total = 500 if quick else 2000
     runs = 1 if quick else 3
     results = [await _run_once(total) for _ in range(runs)]
@@ -173,7 +277,8 @@ async def run(quick: bool = False) -> None:
         "CPU A / B / redis |\n|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
         f"Cross-node p99 / same-node p99: **{ratio:.2f}×** "
         f"({med['cross']['p99'] - med['same']['p99']:+.0f} ms for the Redis hop). "
-        "No target in issue 8; measured so the cost of a second node is known."
+        "No target in issue 8; measured so the cost of a second node is known.\n\n" + relay
     )
     command = "python -m bench cluster" + (" --quick" if quick else "")
-    write_section("cluster", "Cluster: an event across two nodes", command, body)
+    write_section("cluster", "Cluster: an event across two nodes, a camera over a relay leg",
+                  command, body)
