@@ -193,6 +193,23 @@ async def _viewers(
     return out
 
 
+async def _drained(hub: Hub, timeout: float = 120.0) -> float:
+    """Seconds until `hub` has no viewer of `cam` left (sessions of killed viewers end when
+    their peer connections fail)."""
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    headers = {"Authorization": f"Bearer {hub.token}"}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        while loop.time() - t0 < timeout:
+            async with http.get(f"{hub.base}/api/streams") as resp:
+                streams = await resp.json()
+            if all(s.get("viewers", 0) == 0 for s in streams if s.get("camera") == "cam"):
+                await asyncio.sleep(2.0)  # let the closing settle
+                return loop.time() - t0
+            await asyncio.sleep(0.5)
+    raise RuntimeError(f"node A still had viewers {timeout:.0f} s after they left")
+
+
 async def _relay(quick: bool) -> str:
     counts = (1, 5) if quick else (1, 10, 25)
     runs, window = (1, 5.0) if quick else (3, 8.0)
@@ -211,7 +228,8 @@ async def _relay(quick: bool) -> str:
         await asyncio.sleep(3.0)  # B reads the camera map
         pids = [a.proc.pid, b.proc.pid]
         direct = await _viewers(wd, "on-a", a, counts, pids, window, runs)
-        await asyncio.sleep(2.0)
+        # viewers that vanished without a DELETE still cost node A until their sessions end
+        drained = await _drained(a)
         via_b = await _viewers(wd, "on-b", b, counts, pids, window, runs)
     finally:
         for hub in hubs:
@@ -240,7 +258,8 @@ async def _relay(quick: bool) -> str:
         "viewer per second (25 expected).\n\n" + "\n".join(lines) + "\n\n"
         f"Per extra viewer: node A with direct viewers {grow_direct:.2f} %; node A while the "
         f"viewers are on B **{grow_a:+.2f} %** (one leg, whatever their number); node B "
-        f"{grow_b:.2f} %."
+        f"{grow_b:.2f} %. Between the two series node A took {drained:.0f} s to end the "
+        "sessions of the direct viewers, whose processes were killed without a WHEP DELETE."
     )
 
 
