@@ -63,6 +63,24 @@ OUTBOX = 1000  # events kept for other nodes while Redis is away
 BACKOFF = (0.2, 0.5, 1.0, 2.0)  # seconds between reconnect attempts; the last repeats
 NETWORK_ERRORS = (RedisError, OSError, TimeoutError)
 HUB_WIDE = ""  # the centre of events for every user (`Subscription.wants`)
+CONFLICTS_KEPT = 100
+CLAIM_CHUNK = 2000
+# Re-claim domain objects. KEYS: the owner hash; ARGV: this node, the node-key prefix, the ids.
+# An id a live other node holds is left to it and returned (twin, item): two nodes numbered
+# the same case code or alert id while Redis was away. Returns a flat list [item, node, ...].
+RECLAIM = """
+local taken = {}
+for i = 3, #ARGV do
+  local cur = redis.call('HGET', KEYS[1], ARGV[i])
+  if cur and cur ~= ARGV[1] and redis.call('EXISTS', ARGV[2] .. cur) == 1 then
+    table.insert(taken, ARGV[i])
+    table.insert(taken, cur)
+  else
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[1])
+  end
+end
+return taken
+"""
 DOMAIN_KINDS = ("call", "rollcall", "petition", "broadcast", "notice", "notice_attachment", "alert")
 
 
@@ -113,6 +131,9 @@ class Cluster:
         # called as listener(node, "up" | "down") when a peer appears or is gone (relay legs)
         self.node_listeners: list[Callable[[NodeInfo, str], None]] = []
         self.swept = 0  # owner entries of dead nodes this node removed
+        # ids this node holds that a live other node claimed first (newest last): twins
+        self.conflicts: deque[dict[str, object]] = deque(maxlen=CONFLICTS_KEPT)
+        self.conflicts_total = 0
         # domain objects created here (hub/cluster_proxy.py forwards requests for them)
         for kind in DOMAIN_KINDS:
             self.owned[kind] = set()
@@ -139,6 +160,7 @@ class Cluster:
             "state": str(self.state),
             "node": self.node.id,
             "nodes": sorted([self.node.id, *self.peers]) if self.state is ClusterState.UP else [],
+            "conflicts": list(self.conflicts),
         }
 
     def client_json(self) -> dict[str, object]:
@@ -186,11 +208,10 @@ class Cluster:
         r = self._redis
         if r is None or self.state is not ClusterState.UP:
             return  # written by `_claim_all` on the next connect
-        node = self.node.id
 
         async def write() -> None:
             with contextlib.suppress(*NETWORK_ERRORS):
-                await r.hset(f"{PREFIX}owner:{kind}", mapping=dict.fromkeys(new, node))
+                await self._reclaim(r, kind, new)
 
         task = asyncio.get_running_loop().create_task(write())
         self._writes.add(task)
@@ -388,7 +409,9 @@ class Cluster:
 
     async def _claim_all(self, r: aioredis.Redis) -> None:
         for kind, items in self.owned.items():
-            if items:
+            if items and kind in DOMAIN_KINDS:
+                await self._reclaim(r, kind, sorted(items))
+            elif items:
                 await r.hset(f"{PREFIX}owner:{kind}", mapping=dict.fromkeys(items, self.node.id))
             if self.meta[kind]:
                 meta = self.meta[kind]
@@ -402,6 +425,28 @@ class Cluster:
         if stale:
             await r.hdel(PREFIX + "camera:meta", *stale)
         await r.incr(CAMERA_REV)
+
+    async def _reclaim(self, r: aioredis.Redis, kind: str, items: list[str]) -> None:
+        """Claim domain objects kept from before (start, reconnect), leaving those a live
+        other node holds to it: each such twin is logged, counted and announced
+        (`cluster.conflict`). Cameras and rooms are claimed outright (hub/cluster_sweep.py)."""
+        key = f"{PREFIX}owner:{kind}"
+        for start in range(0, len(items), CLAIM_CHUNK):
+            chunk = items[start : start + CLAIM_CHUNK]
+            taken = await r.eval(RECLAIM, 1, key, self.node.id, PREFIX + "node:", *chunk)
+            for item, other in zip(taken[::2], taken[1::2], strict=True):
+                self._conflict(kind, str(item), str(other))
+
+    def _conflict(self, kind: str, item: str, other: str) -> None:
+        log.error(
+            "cluster: %s %s is kept here and on node %s (both numbered it while Redis was "
+            "away); requests through other nodes reach node %s's",
+            kind, item, other, other,
+        )  # fmt: skip
+        entry: dict[str, object] = {"kind": kind, "item": item, "node": other, "at": time.time()}
+        self.conflicts.append(entry)
+        self.conflicts_total += 1
+        self.events.publish("cluster.conflict", self.scope, {**entry, "here": self.node.id})
 
     async def _leave(self, r: aioredis.Redis) -> None:
         await r.delete(f"{PREFIX}node:{self.node.id}")

@@ -42,6 +42,13 @@ def cluster_families(app: web.Application, family: Family) -> None:
         [(node, float(cluster.dropped))],
     )
     family(
+        "zzhub_cluster_conflicts_total",
+        "counter",
+        "Ids this node keeps that another live node had claimed first (twins numbered while "
+        "Redis was away).",
+        [(node, float(cluster.conflicts_total))],
+    )
+    family(
         "zzhub_cluster_reconnects_total",
         "counter",
         "Reconnect attempts to Redis.",

@@ -7,6 +7,7 @@ import time
 
 from aiohttp import web
 
+from config.schema import Role
 from hub import keys
 from hub.auth import check_password
 from hub.errors import ApiError
@@ -98,6 +99,23 @@ async def streams(request: web.Request) -> web.Response:
     return web.json_response(out)
 
 
+async def cluster(request: web.Request) -> web.Response:
+    """Admins: this node's view of the hub cluster — state, live nodes with their URLs,
+    counters, and the ids it keeps that another node claimed first (`conflicts`)."""
+    if keys.principal(request).role is not Role.ADMIN:
+        raise ApiError(403, "only admins see the cluster's state")
+    c = request.app[keys.CLUSTER]
+    body = {
+        **c.to_json(),
+        "peers": [n.to_json() for n in sorted(c.peers.values(), key=lambda n: n.id)],
+        "events": {"sent": c.sent, "received": c.received, "dropped": c.dropped},
+        "reconnects": c.reconnects,
+        "swept": c.swept,
+        "conflicts_total": c.conflicts_total,
+    }
+    return web.json_response(body)
+
+
 async def metrics(request: web.Request) -> web.Response:
     keys.principal(request)
     text = await render_all_metrics(request.app)
@@ -110,4 +128,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/me", me)
     app.router.add_get("/api/centres", centres)
     app.router.add_get("/api/streams", streams)
+    app.router.add_get("/api/cluster", cluster)
     app.router.add_get("/metrics", metrics)

@@ -479,3 +479,51 @@ async def test_pending_rings_checks_rooms_and_broadcasts_of_every_node(
     finally:
         await terminal.close()
         await console.close()
+
+
+async def test_twin_case_codes_from_degraded_mode_are_reported(
+    nodes: tuple[Node, Node], redis_server: RedisProcess, token: Callable[..., str]
+) -> None:
+    """The degraded-mode hazard docs/deploy.md names: the same village files through two
+    nodes while Redis is away, both hand out the same code; when Redis is back the node that
+    re-claims second keeps its twin, and says so."""
+    a, b = nodes
+    kiosk = Person(a, token("terminal", VILLAGE, TERMINALS[VILLAGE]))
+    admins = {node: Person(node, token()) for node in (a, b)}
+    sockets = {node: await admins[node].ws() for node in (a, b)}
+    try:
+        await asyncio.to_thread(redis_server.stop)
+        await wait_for(
+            lambda: all(n.app[keys.CLUSTER].state is ClusterState.DEGRADED for n in (a, b))
+        )
+        on_a = await kiosk.req("POST", "/api/petitions", 201, json={"category": "land"})
+        on_b = await kiosk.on(b).req("POST", "/api/petitions", 201, json={"category": "land"})
+        code = on_a["code"]
+        assert on_b["code"] == code  # the hazard itself
+        await asyncio.to_thread(redis_server.start)  # an empty Redis: both re-claim
+        await wait_for(
+            lambda: sum(n.app[keys.CLUSTER].conflicts_total for n in (a, b)) == 1, timeout=15
+        )
+        loser = a if a.app[keys.CLUSTER].conflicts_total else b
+        winner = b if loser is a else a
+        winner_id = winner.app[keys.CLUSTER].node.id
+        event = await next_event(sockets[loser], "cluster.conflict")
+        assert (event["kind"], event["item"], event["node"]) == ("petition", code, winner_id)
+        state = await admins[loser].req("GET", "/api/cluster")
+        assert state["conflicts_total"] == 1 and state["state"] == "up"
+        assert [(c["kind"], c["item"], c["node"]) for c in state["conflicts"]] == [
+            ("petition", code, winner_id)
+        ]
+        assert redis_server.client().hget("zzhub:owner:petition", code) == winner_id
+        # each node still serves its own twin to requests made to it
+        for node in (a, b):
+            case = await admins[node].req("GET", f"/api/petitions/{code}")
+            assert case["code"] == code
+        metrics = await (await admins[loser].response("GET", "/metrics")).text()
+        loser_id = loser.app[keys.CLUSTER].node.id
+        assert f'zzhub_cluster_conflicts_total{{node="{loser_id}"}} 1.0' in metrics
+        await admins[a].req("GET", "/api/cluster", 200)
+        await Person(a, token("operator", COUNTY, "op")).req("GET", "/api/cluster", 403)
+    finally:
+        for ws in sockets.values():
+            await ws.close()
