@@ -66,8 +66,8 @@ HUB_WIDE = ""  # the centre of events for every user (`Subscription.wants`)
 CONFLICTS_KEPT = 100
 CLAIM_CHUNK = 2000
 # Re-claim domain objects. KEYS: the owner hash; ARGV: this node, the node-key prefix, the ids.
-# An id a live other node holds is left to it and returned (twin, item): two nodes numbered
-# the same case code or alert id while Redis was away. Returns a flat list [item, node, ...].
+# An id a live other node holds is left to it and returned: two nodes numbered the same case
+# code or alert id while Redis was away. Returns a flat list [item, holding node, ...].
 RECLAIM = """
 local taken = {}
 for i = 3, #ARGV do
@@ -134,6 +134,7 @@ class Cluster:
         # ids this node holds that a live other node claimed first (newest last): twins
         self.conflicts: deque[dict[str, object]] = deque(maxlen=CONFLICTS_KEPT)
         self.conflicts_total = 0
+        self._reported: set[tuple[str, str]] = set()  # each twin once, however many re-claims
         # domain objects created here (hub/cluster_proxy.py forwards requests for them)
         for kind in DOMAIN_KINDS:
             self.owned[kind] = set()
@@ -438,6 +439,9 @@ class Cluster:
                 self._conflict(kind, str(item), str(other))
 
     def _conflict(self, kind: str, item: str, other: str) -> None:
+        if (kind, item) in self._reported:
+            return
+        self._reported.add((kind, item))
         log.error(
             "cluster: %s %s is kept here and on node %s (both numbered it while Redis was "
             "away); requests through other nodes reach node %s's",

@@ -515,6 +515,11 @@ async def test_twin_case_codes_from_degraded_mode_are_reported(
             ("petition", code, winner_id)
         ]
         assert redis_server.client().hget("zzhub:owner:petition", code) == winner_id
+        # a later re-claim (the next Redis blip) does not report it again
+        loser_cluster = loser.app[keys.CLUSTER]
+        assert loser_cluster.redis is not None
+        await loser_cluster._claim_all(loser_cluster.redis)
+        assert loser_cluster.conflicts_total == 1 and len(loser_cluster.conflicts) == 1
         # each node still serves its own twin to requests made to it
         for node in (a, b):
             case = await admins[node].req("GET", f"/api/petitions/{code}")
