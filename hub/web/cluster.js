@@ -1,7 +1,8 @@
 // The hub cluster as the console shows it: a banner while cross-node features are away
 // (Redis unreachable: `cluster.state` degraded), while another node is down (`cluster.node`),
-// and while this page's own node cannot be reached (the HubSocket's `failover` event, naming a
-// live node to switch to — signing in again there, since the token is kept per site).
+// while this page's own node cannot be reached (the HubSocket's `failover` event, naming a
+// live node to switch to — signing in again there, since the token is kept per site), and for
+// each id two nodes numbered alike while Redis was away (`cluster.conflict`, county scope).
 //
 // ClusterWatch is plain logic (no DOM; tests/hub/cluster_banner_test.mjs runs it in node);
 // attachClusterBanner wires it to a HubSocket and a banner element.
@@ -13,6 +14,7 @@ export class ClusterWatch {
     this.down = new Map(); // node id → url, announced down and not back yet
     this.unreachable = false; // this page's node does not answer
     this.fallback = null; // {id, url} of a live node that answered
+    this.conflicts = new Map(); // "kind:item" → {kind, item, node, here}, until the page reloads
   }
 
   // The `cluster` field of the WebSocket hello: a fresh picture of the cluster.
@@ -39,6 +41,11 @@ export class ClusterWatch {
     if (topic === "cluster.node") {
       if (data.state === "down") this.down.set(data.node, data.url || "");
       else this.down.delete(data.node);
+      return true;
+    }
+    if (topic === "cluster.conflict") {
+      if (!data.kind || !data.item) return false;
+      this.conflicts.set(`${data.kind}:${data.item}`, data);
       return true;
     }
     if (topic === "cluster.resync") {
@@ -86,6 +93,15 @@ export class ClusterWatch {
         text: `节点 ${id} 离线，其摄像头与会议暂不可用 Node ${id} is offline: its cameras and rooms are unavailable`,
       });
     }
+    const names = { petition: "案件", alert: "告警" };
+    for (const c of this.conflicts.values()) {
+      out.push({
+        kind: "conflict",
+        text:
+          `${names[c.kind] || c.kind} ${c.item} 同时保存在节点 ${c.here} 与 ${c.node}（Redis 中断期间重复编号），请管理员核对` +
+          ` Duplicate ${c.kind} ${c.item} on nodes ${c.here} and ${c.node} (numbered while Redis was away): see GET /api/cluster`,
+      });
+    }
     return out;
   }
 }
@@ -129,7 +145,7 @@ export function attachClusterBanner(socket, { box = null, onChange = null } = {}
     watch.setUnreachable(ev.detail);
     render();
   });
-  for (const topic of ["cluster.state", "cluster.node", "cluster.resync"]) {
+  for (const topic of ["cluster.state", "cluster.node", "cluster.resync", "cluster.conflict"]) {
     socket.on(topic, (data) => {
       if (watch.apply(topic, data)) render();
       if (onChange) onChange(topic, data);

@@ -39,6 +39,19 @@ w.fromHello({ state: "up", node: "node-b", nodes: [{ id: "node-b" }, { id: "node
 assert.deepEqual(kinds(w), []);
 assert.equal(w.apply("presence", {}), false);
 
+// a twin numbered while Redis was away: shown once per id, kept across hellos and resyncs
+const t = new ClusterWatch();
+t.fromHello({ state: "up", node: "node-b", nodes: [{ id: "node-a" }, { id: "node-b" }] });
+const twin = { kind: "petition", item: "410922100201-20261123-0001", node: "node-a", here: "node-b" };
+assert.equal(t.apply("cluster.conflict", twin), true);
+assert.equal(t.apply("cluster.conflict", twin), true);
+assert.deepEqual(kinds(t), ["conflict"]);
+assert.match(t.banners()[0].text, /案件 410922100201-20261123-0001 同时保存在节点 node-b 与 node-a/);
+t.apply("cluster.resync", { node: "node-b" });
+t.fromHello({ state: "up", node: "node-b", nodes: [{ id: "node-a" }, { id: "node-b" }] });
+assert.deepEqual(kinds(t), ["conflict"]);
+assert.equal(t.apply("cluster.conflict", {}), false);
+
 // this node unreachable: said plainly, with a switch link that says to sign in again
 w.setUnreachable({ id: "node-a", url: "http://127.0.0.1:9/static/wall.html" });
 const [b] = w.banners();
