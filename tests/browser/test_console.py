@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from hub import keys
 from hub.keys import WHEP
 from tests.browser.conftest import Hub
 from tests.conftest import COUNTY, TOWN, VILLAGE
@@ -248,5 +249,13 @@ async def test_cluster_banner_shows_while_redis_is_unreachable(
             )
             assert "跨节点功能暂不可用" in await banner.inner_text()
             assert await tree_cameras(page)  # local viewing goes on
+            # a duplicate id this node reports (cluster.conflict, county scope) gets its line
+            twin = {"kind": "petition", "item": "410922100201-20261123-0001",
+                    "node": "county-b", "here": "county-a", "at": 0}  # fmt: skip
+            served.app[keys.EVENTS].publish("cluster.conflict", COUNTY, twin)
+            line = await page.wait_for_selector(
+                "#cluster-banner:not([hidden]) .cluster-conflict", timeout=15_000
+            )
+            assert "410922100201-20261123-0001" in await line.inner_text()
         finally:
             await context.close()
