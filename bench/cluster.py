@@ -14,9 +14,11 @@ node B's viewers; node B's grows as A's does with direct viewers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import resource
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -69,9 +71,23 @@ async def _start_redis(wd: Path) -> tuple[asyncio.subprocess.Process, str]:
     raise RuntimeError("redis-server did not start")
 
 
-async def _node(wd: Path, name: str, url: str) -> Hub:
-    section = {"url": url, "node_id": name, "heartbeat": 1.0, "node_ttl": 5.0}
-    return await start_hub(wd, {}, name=name, extra={"redis": section})
+@contextlib.asynccontextmanager
+async def _two_nodes(wd: Path, cameras_a: dict[str, str]) -> AsyncIterator[tuple[Hub, Hub, int]]:
+    """redis-server and hub nodes A (with `cameras_a`) and B on it: (A, B, redis-server pid)."""
+    redis_proc, url = await _start_redis(wd)
+    hubs: list[Hub] = []
+    try:
+        for name, cameras in (("node-a", cameras_a), ("node-b", {})):
+            section = {"url": url, "node_id": name, "heartbeat": 1.0, "node_ttl": 5.0}
+            hubs.append(await start_hub(wd, cameras, name=name, extra={"redis": section}))
+        await asyncio.sleep(3.0)  # both beat and see each other; B reads the camera map
+        yield hubs[0], hubs[1], redis_proc.pid
+    finally:
+        for hub in hubs:
+            await hub.stop()
+        if redis_proc.returncode is None:
+            redis_proc.terminate()
+            await redis_proc.wait()
 
 
 async def _variant(
@@ -130,23 +146,11 @@ async def _variant(
 
 async def _run_once(total: int) -> dict[str, dict[str, float]]:
     wd = workdir("cluster")
-    redis_proc, url = await _start_redis(wd)
-    hubs: list[Hub] = []
-    try:
-        hubs.append(await _node(wd, "node-a", url))
-        hubs.append(await _node(wd, "node-b", url))
-        a, b = hubs
-        await asyncio.sleep(2.5)  # both beat and see each other
-        pids = [a.proc.pid, b.proc.pid, redis_proc.pid]
+    async with _two_nodes(wd, {}) as (a, b, redis_pid):
+        pids = [a.proc.pid, b.proc.pid, redis_pid]
         same = await _variant(wd, a, b, False, total, pids)
         cross = await _variant(wd, a, b, True, total, pids)
-        return {"same": same, "cross": cross}
-    finally:
-        for hub in hubs:
-            await hub.stop()
-        if redis_proc.returncode is None:
-            redis_proc.terminate()
-            await redis_proc.wait()
+    return {"same": same, "cross": cross}
 
 
 async def _viewers(
@@ -215,28 +219,14 @@ async def _relay(quick: bool) -> str:
     runs, window = (1, 5.0) if quick else (3, 8.0)
     wd = workdir("cluster-relay")
     camera, (url,) = await start_camera(wd)
-    redis_proc, redis_url = await _start_redis(wd)
-    hubs: list[Hub] = []
     try:
-        section = {"url": redis_url, "heartbeat": 1.0, "node_ttl": 5.0}
-        a = await start_hub(wd, {"cam": url}, name="node-a",
-                            extra={"redis": {**section, "node_id": "node-a"}})
-        hubs.append(a)
-        b = await start_hub(wd, {}, name="node-b",
-                            extra={"redis": {**section, "node_id": "node-b"}})
-        hubs.append(b)
-        await asyncio.sleep(3.0)  # B reads the camera map
-        pids = [a.proc.pid, b.proc.pid]
-        direct = await _viewers(wd, "on-a", a, counts, pids, window, runs)
-        # viewers that vanished without a DELETE still cost node A until their sessions end
-        drained = await _drained(a)
-        via_b = await _viewers(wd, "on-b", b, counts, pids, window, runs)
+        async with _two_nodes(wd, {"cam": url}) as (a, b, _):
+            pids = [a.proc.pid, b.proc.pid]
+            direct = await _viewers(wd, "on-a", a, counts, pids, window, runs)
+            # viewers that vanished without a DELETE still cost node A until their sessions end
+            drained = await _drained(a)
+            via_b = await _viewers(wd, "on-b", b, counts, pids, window, runs)
     finally:
-        for hub in hubs:
-            await hub.stop()
-        if redis_proc.returncode is None:
-            redis_proc.terminate()
-            await redis_proc.wait()
         await camera.stop()
     lines = [
         "| viewers | A, viewers on A (baseline) | A, viewers on B | B, viewers on B | fps on A / on B |",
