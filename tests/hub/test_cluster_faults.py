@@ -12,7 +12,7 @@ import asyncio
 import json
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from config.schema import Role
 from hub import keys
 from hub.app import build_app
 from hub.auth import Principal
-from hub.cluster import Cluster, ClusterState
+from hub.cluster import ClusterState
 from hub.cluster_cameras import RemoteCameras
 from hub.rooms import RoomKind
 from hub.turn import turn_password
@@ -33,11 +33,17 @@ from signaling.ice import use_host_addresses
 from streams.stream import StreamState
 from tests.conftest import COUNTY, TOWN, VILLAGE, topology
 from tests.fixtures.webrtc import WhepViewer
-from tests.hub.test_cluster import REDIS_SERVER, RedisProcess, free_port, next_event, wait_for
-
-pytestmark = pytest.mark.skipif(
-    not Path(REDIS_SERVER).exists(), reason="needs redis-server (make system-deps)"
+from tests.hub.test_cluster import (
+    RedisProcess,
+    cluster,
+    free_port,
+    next_event,
+    pytestmark,
+    redis_server,
+    wait_for,
 )
+
+__all__ = ["pytestmark", "redis_server"]  # shared with test_cluster: skip, the fixture
 
 Node = TestClient[Any, Any]
 SMALL = "size=320x240&fps=25&gop=25"
@@ -47,16 +53,6 @@ A_CAMERAS = {
 }
 B_CAMERAS = {TOWN: [{"id": "b-town", "name": "镇大厅 (B)", "url": f"synthetic://b-town?{SMALL}"}]}
 C_CAMERAS = {TOWN: [{"id": "c-town", "name": "镇门口 (C)", "url": f"synthetic://c-town?{SMALL}"}]}
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
-    server = RedisProcess(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def node_app(redis_url: str, node: str, cameras: dict[str, list[dict[str, Any]]]) -> Node:
@@ -70,11 +66,6 @@ def node_app(redis_url: str, node: str, cameras: dict[str, list[dict[str, Any]]]
     }
     cfg = parse_config(topology(cameras, redis=section))
     return TestClient(TestServer(build_app(cfg), host="127.0.0.1", port=port))
-
-
-def cluster(node: Node) -> Cluster:
-    found: Cluster = node.app[keys.CLUSTER]
-    return found
 
 
 def remote(node: Node) -> RemoteCameras:
