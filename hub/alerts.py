@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from hub.cluster import NETWORK_ERRORS, PREFIX, Cluster
+from hub.cluster import Cluster
 from hub.db import Database
 from hub.events import EventBus
 
@@ -57,19 +57,6 @@ MIGRATIONS = [
 MAX_PENDING = 256  # alerts being stored at once; past it new ones are dropped (counted)
 
 
-# KEYS: the counter, the owner hash of alerts; ARGV: this node's highest id. Ids another node
-# numbered locally while Redis was away (and claimed since) are skipped.
-NEXT_ALERT = """
-local floor = tonumber(ARGV[1])
-if tonumber(redis.call('GET', KEYS[1]) or '0') < floor then redis.call('SET', KEYS[1], floor) end
-local n = redis.call('INCR', KEYS[1])
-while redis.call('HEXISTS', KEYS[2], tostring(n)) == 1 do
-  n = redis.call('INCR', KEYS[1])
-end
-return n
-"""
-
-
 class Ownership(Protocol):
     """What the alerts need of a hub cluster (`hub.cluster.Cluster`)."""
 
@@ -86,15 +73,8 @@ class AlertIds:
         self.cluster = cluster
 
     async def __call__(self, local_max: int) -> int | None:
-        r = self.cluster.redis
-        if r is None:
-            return None
-        keys = (f"{PREFIX}alertseq", f"{PREFIX}owner:alert", local_max)
-        try:
-            n = await r.eval(NEXT_ALERT, 2, *keys)
-        except NETWORK_ERRORS:
-            return None
-        return int(n)
+        # ids another node numbered locally while Redis was away (claimed since) are skipped
+        return await self.cluster.next_number("alertseq", "alert", local_max)
 
 
 class AlertKind(enum.StrEnum):

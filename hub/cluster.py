@@ -81,6 +81,24 @@ for i = 3, #ARGV do
 end
 return taken
 """
+# The next number of a cluster-wide counter. KEYS: the counter, the owner hash of the ids it
+# numbers; ARGV: a floor (the caller's local maximum), the id's prefix, its digits (0: plain),
+# the counter's TTL in seconds (0: none). Numbers whose id a node claimed (numbered locally
+# while Redis was away) are skipped.
+NEXT_NUMBER = """
+local floor = tonumber(ARGV[1])
+if tonumber(redis.call('GET', KEYS[1]) or '0') < floor then redis.call('SET', KEYS[1], floor) end
+local function id(n)
+  if ARGV[3] == '0' then return ARGV[2] .. tostring(n) end
+  return ARGV[2] .. string.format('%0' .. ARGV[3] .. 'd', n)
+end
+local n = redis.call('INCR', KEYS[1])
+while redis.call('HEXISTS', KEYS[2], id(n)) == 1 do
+  n = redis.call('INCR', KEYS[1])
+end
+if tonumber(ARGV[4]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[4]) end
+return n
+"""
 DOMAIN_KINDS = ("call", "rollcall", "petition", "broadcast", "notice", "notice_attachment", "alert")
 
 
@@ -260,6 +278,23 @@ class Cluster:
         except NETWORK_ERRORS:
             return None
         return self.peers.get(node_id) if isinstance(node_id, str) else None
+
+    async def next_number(
+        self, counter: str, kind: str, floor: int, *, prefix: str = "", digits: int = 0,
+        ttl: int = 0,
+    ) -> int | None:
+        """The next value of the counter `zzhub:<counter>` (at least `floor` + 1), skipping
+        numbers whose id (`prefix` + the number, zero-padded to `digits`) is claimed as
+        `kind`; None while Redis is away (the caller numbers locally)."""
+        r = self.redis
+        if r is None:
+            return None
+        keys = (f"{PREFIX}{counter}", f"{PREFIX}owner:{kind}")
+        try:
+            n = await r.eval(NEXT_NUMBER, 2, *keys, floor, prefix, digits, ttl)
+        except NETWORK_ERRORS:
+            return None
+        return int(n)
 
     def _spawn_write(self, op: str, *args: str) -> None:
         r = self._redis

@@ -21,7 +21,7 @@ from aiohttp import web
 from config.schema import Role
 from hub import keys
 from hub.auth import Principal
-from hub.cluster import NETWORK_ERRORS, PREFIX, Cluster
+from hub.cluster import Cluster
 from hub.cluster_proxy import claimer
 from hub.errors import ApiError, Handler
 from hub.petitions import Petitions
@@ -57,17 +57,6 @@ async def petitioner_guard(request: web.Request, handler: Handler) -> web.Stream
     return await handler(request)
 
 
-# KEYS: the counter, the owner hash of cases; ARGV: local maximum, TTL (s), code prefix
-NEXT_CASE = """
-local floor = tonumber(ARGV[1])
-if tonumber(redis.call('GET', KEYS[1]) or '0') < floor then redis.call('SET', KEYS[1], floor) end
-local n = redis.call('INCR', KEYS[1])
-while redis.call('HEXISTS', KEYS[2], ARGV[3] .. string.format('%04d', n)) == 1 do
-  n = redis.call('INCR', KEYS[1])
-end
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-return n
-"""
 COUNTER_TTL = 3 * 86400  # a day's counter outlives the day (time zones, late clocks)
 
 
@@ -79,21 +68,14 @@ class CaseNumbers:
         self.cluster = cluster
 
     async def __call__(self, origin: str, day: str, local_max: int) -> int | None:
-        r = self.cluster.redis
-        if r is None:
-            return None
-        keys_args = (
-            f"{PREFIX}caseseq:{origin}:{day}",
-            f"{PREFIX}owner:petition",
+        return await self.cluster.next_number(
+            f"caseseq:{origin}:{day}",
+            "petition",
             local_max,
-            COUNTER_TTL,
-            f"{origin}-{day}-",
+            prefix=f"{origin}-{day}-",
+            digits=4,
+            ttl=COUNTER_TTL,
         )
-        try:
-            n = await r.eval(NEXT_CASE, 2, *keys_args)
-        except NETWORK_ERRORS:
-            return None
-        return int(n)
 
 
 async def petitions_ctx(app: web.Application) -> AsyncIterator[None]:

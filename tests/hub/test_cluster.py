@@ -296,3 +296,22 @@ async def test_owner_lookup_across_nodes(redis_server: RedisProcess) -> None:
     finally:
         await b.close()
         await a.close()
+
+
+async def test_cluster_numbers_skip_ids_claimed_meanwhile(
+    two_nodes: tuple[Node, Node], redis_server: RedisProcess
+) -> None:
+    """Case codes and alert ids: one counter for the cluster, seeded with the caller's local
+    maximum, skipping what a node numbered locally while Redis was away (and claimed since)."""
+    a, b = two_nodes
+    r = redis_server.client()
+    r.hset("zzhub:owner:petition", "410922100201-20261123-0002", "node-b")
+    r.hset("zzhub:owner:alert", "5", "node-b")
+    case = await cluster(a).next_number(
+        "caseseq:410922100201:20261123", "petition", 1,
+        prefix="410922100201-20261123-", digits=4, ttl=600,
+    )  # fmt: skip
+    assert case == 3 and 0 < r.ttl("zzhub:caseseq:410922100201:20261123") <= 600
+    assert await cluster(a).next_number("alertseq", "alert", 4) == 6
+    assert await cluster(b).next_number("alertseq", "alert", 0) == 7
+    assert r.ttl("zzhub:alertseq") == -1
