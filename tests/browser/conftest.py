@@ -20,6 +20,7 @@ from aiohttp import web
 from config import parse_config
 from hub.app import build_app
 from tests.conftest import topology
+from tests.fixtures.system import requires_system
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -37,12 +38,10 @@ CHROMIUM_ARGS = [
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    if os.path.exists(CHROMIUM):
-        return
-    skip = pytest.mark.skip(reason=f"{CHROMIUM} is missing (apt-get install chromium)")
+    mark = requires_system(os.path.exists(CHROMIUM), f"{CHROMIUM} is missing (apt-get install chromium)")
     for item in items:
         if "browser" in item.keywords:
-            item.add_marker(skip)
+            item.add_marker(mark)
 
 
 @dataclass

@@ -21,11 +21,10 @@ from hub import keys
 from hub.app import build_app
 from hub.cluster import Cluster, ClusterState
 from tests.conftest import COUNTY, VILLAGE, topology
+from tests.fixtures.system import requires_system
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
-pytestmark = pytest.mark.skipif(
-    not Path(REDIS_SERVER).exists(), reason="needs redis-server (make system-deps)"
-)
+pytestmark = requires_system(Path(REDIS_SERVER).exists(), "needs redis-server (make system-deps)")
 
 
 def free_port() -> int:

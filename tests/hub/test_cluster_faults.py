@@ -32,6 +32,7 @@ from hub.turn import turn_password
 from signaling.ice import use_host_addresses
 from streams.stream import StreamState
 from tests.conftest import COUNTY, TOWN, VILLAGE, topology
+from tests.fixtures.system import requires_system
 from tests.fixtures.webrtc import WhepViewer
 from tests.hub.test_cluster import (
     RedisProcess,
@@ -387,7 +388,7 @@ async def test_wall_whep_link_header_carries_turn_credentials(
 NODE = shutil.which("node")
 
 
-@pytest.mark.skipif(NODE is None, reason="needs node (the console's banner logic is plain JS)")
+@requires_system(NODE is not None, "needs node (the console's banner logic is plain JS)")
 def test_cluster_banner_logic() -> None:
     script = Path(__file__).parent / "cluster_banner_test.mjs"
     done = subprocess.run(
