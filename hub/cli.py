@@ -20,6 +20,50 @@ DEMO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.yaml"
 EXIT_CONFIG = 2
 
 
+EXIT_SYSTEM = 3
+# native libraries the media packages load, and the Debian package that has each; the
+# manylinux wheels of av, opencv-python-headless and aiortc bundle their codecs, so only a
+# trimmed-down system lacks one of these
+NATIVE_MODULES = ("numpy", "av", "cv2", "aiortc", "cryptography")
+LIBRARY_PACKAGES = {
+    "libGL.so": "libgl1",
+    "libgthread-2.0.so": "libglib2.0-0",
+    "libglib-2.0.so": "libglib2.0-0",
+    "libstdc++.so": "libstdc++6",
+    "libgomp.so": "libgomp1",
+    "libz.so": "zlib1g",
+    "libssl.so": "libssl3",
+    "libcrypto.so": "libssl3",
+    "libffi.so": "libffi8",
+    "libX11.so": "libx11-6",
+    "libXext.so": "libxext6",
+}
+
+
+def missing_native_library() -> str | None:
+    """Import the media packages once, before serving: a system library they need and do not
+    bundle makes this say which one (and its Debian package) instead of a traceback."""
+    import importlib
+    import re
+
+    for module in NATIVE_MODULES:
+        try:
+            importlib.import_module(module)
+        except (ImportError, OSError) as err:
+            text = str(err)
+            found = re.search(r"(lib[\w.+-]+?\.so)[\w.]*", text)
+            if found is None:
+                return f"cannot load the Python package {module!r}: {text}"
+            library = found.group(0)
+            package = LIBRARY_PACKAGES.get(found.group(1))
+            hint = f"apt-get install {package}" if package else f"apt-file search {library}"
+            return (
+                f"cannot load {module!r}: the system library {library} is missing "
+                f"({hint}): {text}"
+            )
+    return None
+
+
 def _load(path: str | None) -> HubConfig:
     return load_config(path or DEMO_CONFIG)
 
@@ -63,13 +107,25 @@ async def _serve(config: HubConfig, banner: list[str]) -> None:
         await runner.cleanup()
 
 
+def _system_problem() -> int | None:
+    problem = missing_native_library()
+    if problem is None:
+        return None
+    print(f"error: {problem}", file=sys.stderr)
+    return EXIT_SYSTEM
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    if (code := _system_problem()) is not None:
+        return code
     config = _load(args.config)
     asyncio.run(_serve(config, []))
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if (code := _system_problem()) is not None:
+        return code
     config = _load(None)
     http = config.http.model_copy(
         update={
