@@ -7,10 +7,10 @@
 // from the next keyframe. Publishing again (a new WHIP POST) also works: the old publication
 // ends and viewers follow the new id in `broadcast.updated`.
 
-import { openLocalMedia, Publisher } from "./publisher.js";
-import { $, boot, button, centreNames, el, showError } from "./page.js";
-import { describeError } from "./api.js";
-import { WhepPlayer } from "./whep.js";
+import { openLocalMedia, Publisher } from "../lib/whip.js";
+import { $, boot, button, centreNames, el, showError } from "../lib/page.js";
+import { describeError } from "../lib/api.js";
+import { WhepPlayer } from "../lib/whep.js";
 
 const ctx = await boot();
 if (ctx) main(ctx);

@@ -2,8 +2,8 @@
 // delivery (delivered/read counts); the inbox of one's own centre with read receipts. New
 // notices arrive live over the WebSocket (`notice`), queued ones right after connecting.
 
-import { $, boot, button, centreNames, el, fmtTime, showError } from "./page.js";
-import { describeError } from "./api.js";
+import { $, boot, button, centreNames, el, fmtTime, showError } from "../lib/page.js";
+import { describeError } from "../lib/api.js";
 
 const ctx = await boot();
 if (ctx) main(ctx);

@@ -2,8 +2,8 @@
 // (WHEP ?start=), pause / speed, export a clip or an evidence zip, mark an event.
 // Tests reach the state through window.zzhubRecordings.
 
-import { Api, describeError } from "./api.js";
-import { WhepPlayer } from "./whep.js";
+import { Api, describeError } from "../lib/api.js";
+import { WhepPlayer } from "../lib/whep.js";
 
 const $ = (id) => document.getElementById(id);
 const HOUR = 3600 * 1000;

@@ -2,8 +2,8 @@
 // track), follow-up (call back, satisfaction), archive and the evidence export (zip with a
 // SHA-256 manifest that `zzhub verify` checks). /static/case.html?code=CODE.
 
-import { describeError } from "./api.js";
-import { $, boot, el, fmtTime, showError } from "./page.js";
+import { describeError } from "../lib/api.js";
+import { $, boot, el, fmtTime, showError } from "../lib/page.js";
 
 const esc = encodeURIComponent;
 const COLOURS = { blue: "蓝 正常 on track", yellow: "黄 临期 past 75 %", red: "红 超期 overdue" };

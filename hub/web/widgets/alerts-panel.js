@@ -3,7 +3,7 @@
 // The list from /api/alerts is the truth: it is reloaded when the WebSocket pushes
 // `alert.raised` / `alert.acked`, and polled slowly as a fallback.
 
-import { describeError } from "./api.js";
+import { describeError } from "../lib/api.js";
 
 const KINDS = {
   motion: "区域入侵 Motion in zone",

@@ -1,8 +1,8 @@
 // The roll-call ledger table (one row per centre checked, CSV download) and the history
 // tables (calls, roll calls) of the dispatch page.
 
-import { describeError } from "./api.js";
-import { fmtSeconds, fmtTime } from "./page.js";
+import { describeError } from "../lib/api.js";
+import { fmtSeconds, fmtTime } from "../lib/page.js";
 import { button, el } from "./room-view.js";
 
 const ENTRY = {

@@ -2,7 +2,7 @@
 // Thumbnails are snapshots fetched lazily (only rows in view, two at a time), since each
 // snapshot may make the hub pull an idle camera briefly.
 
-import { describeError } from "./api.js";
+import { describeError } from "../lib/api.js";
 
 export const LEVELS = { county: "县 County", township: "乡镇 Township", village: "村 Village" };
 export const STATUS = { online: "在线 Online", offline: "离线 Offline", idle: "待机 Idle" };

@@ -1,11 +1,11 @@
 // The console: sign in (user/password or token), then the centre tree and the live players.
 // Tests reach the objects through window.zzhub (players, grid, api).
 
-import { Api, ApiError, describeError } from "./api.js";
-import { attachClusterBanner } from "./cluster.js";
-import { PlayerGrid } from "./grid.js";
-import { CentreTree } from "./tree.js";
-import { HubSocket } from "./ws.js";
+import { Api, ApiError, describeError } from "../lib/api.js";
+import { attachClusterBanner } from "../lib/cluster.js";
+import { PlayerGrid } from "../widgets/grid.js";
+import { CentreTree } from "../widgets/tree.js";
+import { HubSocket } from "../lib/ws.js";
 
 const ROLES = {
   admin: "管理员 Admin",

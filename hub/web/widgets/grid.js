@@ -1,8 +1,8 @@
 // The player area: up to four live tiles in a 2×2 grid, each a WhepPlayer with its stats.
 
-import { describeError } from "./api.js";
+import { describeError } from "../lib/api.js";
 import { STATUS } from "./tree.js";
-import { WhepPlayer } from "./whep.js";
+import { WhepPlayer } from "../lib/whep.js";
 
 export const MAX_PLAYERS = 4;
 const STATE = {
