@@ -8,7 +8,8 @@
 // ends and viewers follow the new id in `broadcast.updated`.
 
 import { openLocalMedia, Publisher } from "../lib/whip.js";
-import { $, boot, button, centreNames, el, showError } from "../lib/page.js";
+import { $, button, el, saveBlob, showError } from "../lib/dom.js";
+import { boot, centreNames } from "../lib/page.js";
 import { describeError } from "../lib/api.js";
 import { WhepPlayer } from "../lib/whep.js";
 
@@ -154,10 +155,7 @@ function main({ api, me, socket }) {
   $("attendance-csv").addEventListener("click", async (ev) => {
     ev.preventDefault();
     const resp = await api.request(`/api/broadcasts/${current.id}/attendance.csv`, { raw: true });
-    const a = el("a");
-    a.href = URL.createObjectURL(await resp.blob());
-    a.download = `attendance-${current.id}.csv`;
-    a.click();
+    saveBlob(await resp.blob(), `attendance-${current.id}.csv`);
   });
   $("bc-end").addEventListener("click", async () => {
     await api.request(`/api/broadcasts/${current.id}/end`, { method: "POST" });

@@ -4,7 +4,9 @@
 // join from the "in hearing" list. Tests reach the state through window.zzdesk.
 
 import { describeError } from "../lib/api.js";
-import { $, boot, button, el, fmtSeconds, showError } from "../lib/page.js";
+import { $, button, el, showError } from "../lib/dom.js";
+import { fmtSeconds } from "../lib/format.js";
+import { boot } from "../lib/page.js";
 import { RoomClient } from "../lib/room-client.js";
 
 const CATEGORIES = { wage_arrears: "欠薪", land: "土地", neighbours: "邻里", family: "婚姻家庭",

@@ -4,10 +4,11 @@
 
 import { describeError } from "../lib/api.js";
 import { HistoryTable, LedgerTable, TARGET_STATE } from "../widgets/ledger.js";
-import { $, boot, centreNames, showError } from "../lib/page.js";
+import { $, el, showError } from "../lib/dom.js";
+import { boot, centreNames } from "../lib/page.js";
 import { PresenceTree } from "../widgets/presence-tree.js";
 import { RoomClient } from "../lib/room-client.js";
-import { el, RoomView } from "../widgets/room-view.js";
+import { RoomView } from "../widgets/room-view.js";
 
 const CALL_STATE = { ringing: "呼叫中 Ringing", active: "通话中 Active", ended: "已结束 Ended" };
 

@@ -5,7 +5,8 @@
 // Tests reach the state through window.zzkiosk ({api, code, client, case}).
 
 import { Api, describeError } from "../lib/api.js";
-import { $, boot, showError } from "../lib/page.js";
+import { $, showError } from "../lib/dom.js";
+import { boot } from "../lib/page.js";
 import { openLocalMedia } from "../lib/whip.js";
 import { RoomClient } from "../lib/room-client.js";
 

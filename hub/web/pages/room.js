@@ -3,9 +3,10 @@
 // Tests reach the objects through window.zzroom ({client, view, api}).
 
 import { describeError } from "../lib/api.js";
-import { $, boot, centreNames, showError } from "../lib/page.js";
+import { $, button, el, showError } from "../lib/dom.js";
+import { boot, centreNames } from "../lib/page.js";
 import { RoomClient } from "../lib/room-client.js";
-import { button, el, RoomView } from "../widgets/room-view.js";
+import { RoomView } from "../widgets/room-view.js";
 
 const KINDS = { meeting: "会议 Meeting", call: "通话 Call", rollcall: "查岗 Roll call", hearing: "接访 Hearing" };
 const CREATORS = ["admin", "dispatcher", "receptionist", "mediator", "operator"];

@@ -3,7 +3,9 @@
 // terminals), then the room. ?auto=0 turns auto-answer off. Tests: window.zzterminal.
 
 import { describeError } from "../lib/api.js";
-import { $, boot, centreNames, fmtTime, showError } from "../lib/page.js";
+import { $, showError } from "../lib/dom.js";
+import { fmtTime } from "../lib/format.js";
+import { boot, centreNames } from "../lib/page.js";
 import { RoomClient } from "../lib/room-client.js";
 import { RoomView } from "../widgets/room-view.js";
 import { Ringer, snapshotJpeg } from "../lib/terminal-media.js";

@@ -3,9 +3,7 @@
 // Used by room.html, the dispatcher's grid and the terminal's room screen.
 
 import { describeError } from "../lib/api.js";
-import { button, el } from "../lib/page.js";
-
-export { button, el };
+import { button, el } from "../lib/dom.js";
 
 const STATES = {
   idle: "…",
