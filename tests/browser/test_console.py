@@ -227,7 +227,7 @@ async def test_cluster_banner_shows_while_redis_is_unreachable(
     browser: Any, token: Callable[..., str]
 ) -> None:
     """A node whose Redis does not answer serves its own features and says, on the page, that
-    cross-node ones are away (hub/web/cluster.js, from the hello and `cluster.state`)."""
+    cross-node ones are away (hub/web/lib/cluster.js, from the hello and `cluster.state`)."""
     from tests.browser.conftest import serve_hub
     from tests.conftest import topology
 

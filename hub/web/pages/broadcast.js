@@ -7,10 +7,11 @@
 // from the next keyframe. Publishing again (a new WHIP POST) also works: the old publication
 // ends and viewers follow the new id in `broadcast.updated`.
 
-import { openLocalMedia, Publisher } from "./publisher.js";
-import { $, boot, button, centreNames, el, showError } from "./page.js";
-import { describeError } from "./api.js";
-import { WhepPlayer } from "./whep.js";
+import { openLocalMedia, Publisher } from "../lib/whip.js";
+import { $, button, el, saveBlob, showError } from "../lib/dom.js";
+import { boot, centreNames } from "../lib/page.js";
+import { describeError } from "../lib/api.js";
+import { WhepPlayer } from "../lib/whep.js";
 
 const ctx = await boot();
 if (ctx) main(ctx);
@@ -154,10 +155,7 @@ function main({ api, me, socket }) {
   $("attendance-csv").addEventListener("click", async (ev) => {
     ev.preventDefault();
     const resp = await api.request(`/api/broadcasts/${current.id}/attendance.csv`, { raw: true });
-    const a = el("a");
-    a.href = URL.createObjectURL(await resp.blob());
-    a.download = `attendance-${current.id}.csv`;
-    a.click();
+    saveBlob(await resp.blob(), `attendance-${current.id}.csv`);
   });
   $("bc-end").addEventListener("click", async () => {
     await api.request(`/api/broadcasts/${current.id}/end`, { method: "POST" });

@@ -8,7 +8,7 @@
 // A tile: {key, kind: "seat"|"camera", id, publication, video, player}.
 
 import { ApiError } from "./api.js";
-import { openLocalMedia, Publisher } from "./publisher.js";
+import { openLocalMedia, Publisher } from "./whip.js";
 import { WhepPlayer } from "./whep.js";
 
 const esc = encodeURIComponent;

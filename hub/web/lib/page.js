@@ -3,19 +3,9 @@
 
 import { Api, ApiError, describeError } from "./api.js";
 import { attachClusterBanner } from "./cluster.js";
+import { $, showError } from "./dom.js";
+import { personName, ROLES } from "./format.js";
 import { HubSocket } from "./ws.js";
-
-export const $ = (id) => document.getElementById(id);
-
-export const ROLES = {
-  admin: "管理员 Admin",
-  dispatcher: "指挥调度 Dispatcher",
-  receptionist: "接访员 Receptionist",
-  mediator: "调解员 Mediator",
-  operator: "监控员 Operator",
-  terminal: "终端 Terminal",
-  petitioner: "来访群众 Petitioner",
-};
 
 const WS_STATES = {
   connecting: "连接中 Connecting…",
@@ -23,27 +13,6 @@ const WS_STATES = {
   closed: "○ 已断开，重连中 Disconnected, retrying…",
   stopped: "○ 已断开 Disconnected",
 };
-
-export function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text != null) node.textContent = text;
-  return node;
-}
-
-export function button(text, onClick, className = "") {
-  const b = el("button", className, text);
-  b.type = "button";
-  b.addEventListener("click", onClick);
-  return b;
-}
-
-export function showError(text, id = "page-error") {
-  const box = $(id);
-  if (!box) return;
-  box.textContent = text || "";
-  box.hidden = !text;
-}
 
 function toLogin() {
   const next = location.pathname + location.search;
@@ -73,8 +42,7 @@ export async function boot({ roles = null } = {}) {
   }
   const who = $("me");
   if (who) {
-    const name = me.display_name && me.display_name !== me.user ? `${me.display_name} (${me.user})` : me.user;
-    who.textContent = `${name} · ${ROLES[me.role] || me.role} · ${me.centre_name || me.centre}`;
+    who.textContent = `${personName(me)} · ${ROLES[me.role] || me.role} · ${me.centre_name || me.centre}`;
   }
   if (roles && !roles.includes(me.role)) {
     const allowed = roles.map((r) => ROLES[r] || r).join("、");
@@ -103,17 +71,4 @@ export async function centreNames(api) {
   } catch {
     return { centres: [], names: new Map() };
   }
-}
-
-export function fmtTime(epoch) {
-  if (!epoch) return "";
-  const d = new Date(epoch * 1000);
-  const pad = (n) => String(n).padStart(2, "0");
-  return `${d.getMonth() + 1}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
-}
-
-export function fmtSeconds(s) {
-  if (s == null) return "";
-  if (s < 60) return `${s.toFixed(1)} s`;
-  return `${Math.floor(s / 60)}:${String(Math.round(s % 60)).padStart(2, "0")}`;
 }

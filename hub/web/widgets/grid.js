@@ -1,8 +1,9 @@
 // The player area: up to four live tiles in a 2×2 grid, each a WhepPlayer with its stats.
 
-import { describeError } from "./api.js";
-import { STATUS } from "./tree.js";
-import { WhepPlayer } from "./whep.js";
+import { describeError } from "../lib/api.js";
+import { el } from "../lib/dom.js";
+import { CAMERA_STATUS } from "../lib/format.js";
+import { WhepPlayer } from "../lib/whep.js";
 
 export const MAX_PLAYERS = 4;
 const STATE = {
@@ -15,13 +16,6 @@ const STATE = {
   stopped: "已关闭 Closed",
 };
 const NO_PICTURE_MS = 5000;
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text != null) node.textContent = text;
-  return node;
-}
 
 class Tile {
   constructor(camera, player, onClose) {
@@ -64,7 +58,7 @@ class Tile {
     this.root.dataset.fps = String(Math.round(this.stats.fps));
     this.dot.className = `dot status-${camera.status}`;
     const waiting = player.state === "playing" && camera.status === "offline";
-    this.state.textContent = waiting ? STATUS.offline : STATE[player.state] || player.state;
+    this.state.textContent = waiting ? CAMERA_STATUS.offline : STATE[player.state] || player.state;
     this.fps.textContent = player.state === "playing" ? `${this.stats.fps.toFixed(0)} fps` : "– fps";
     const size = this.stats.width ? `${this.stats.width}×${this.stats.height}` : "";
     this.fps.title = size;

@@ -2,10 +2,11 @@
 // speaker, host controls); without an id it lists the open rooms and creates a meeting.
 // Tests reach the objects through window.zzroom ({client, view, api}).
 
-import { describeError } from "./api.js";
-import { $, boot, centreNames, showError } from "./page.js";
-import { RoomClient } from "./room-client.js";
-import { button, el, RoomView } from "./room-view.js";
+import { describeError } from "../lib/api.js";
+import { $, button, el, showError } from "../lib/dom.js";
+import { boot, centreNames } from "../lib/page.js";
+import { RoomClient } from "../lib/room-client.js";
+import { RoomView } from "../widgets/room-view.js";
 
 const KINDS = { meeting: "会议 Meeting", call: "通话 Call", rollcall: "查岗 Roll call", hearing: "接访 Hearing" };
 const CREATORS = ["admin", "dispatcher", "receptionist", "mediator", "operator"];

@@ -2,18 +2,12 @@
 // Thumbnails are snapshots fetched lazily (only rows in view, two at a time), since each
 // snapshot may make the hub pull an idle camera briefly.
 
-import { describeError } from "./api.js";
+import { describeError } from "../lib/api.js";
+import { el } from "../lib/dom.js";
+import { CAMERA_STATUS, LEVELS } from "../lib/format.js";
 
-export const LEVELS = { county: "县 County", township: "乡镇 Township", village: "村 Village" };
-export const STATUS = { online: "在线 Online", offline: "离线 Offline", idle: "待机 Idle" };
 const THUMB_REFRESH_MS = 60000;
 const THUMB_PARALLEL = 2;
-
-function el(tag, props = {}, ...children) {
-  const node = Object.assign(document.createElement(tag), props);
-  for (const child of children) if (child != null) node.append(child);
-  return node;
-}
 
 class Thumbnails {
   constructor(api) {
@@ -158,7 +152,7 @@ export class CentreTree {
     row.querySelector(".dot").className = `dot status-${cam.status}`;
     row.querySelector(".camera-status").textContent = unavailable
       ? `节点 ${cam.node} 离线 Node offline`
-      : STATUS[cam.status] || cam.status;
+      : CAMERA_STATUS[cam.status] || cam.status;
     const viewers = row.querySelector(".camera-viewers");
     viewers.textContent = cam.viewers ? `观看 ${cam.viewers}` : "";
     viewers.title = cam.viewers ? `${cam.viewers} 人观看 ${cam.viewers} viewing` : "";

@@ -1,23 +1,15 @@
 // The console: sign in (user/password or token), then the centre tree and the live players.
 // Tests reach the objects through window.zzhub (players, grid, api).
 
-import { Api, ApiError, describeError } from "./api.js";
-import { attachClusterBanner } from "./cluster.js";
-import { PlayerGrid } from "./grid.js";
-import { CentreTree } from "./tree.js";
-import { HubSocket } from "./ws.js";
+import { Api, ApiError, describeError } from "../lib/api.js";
+import { attachClusterBanner } from "../lib/cluster.js";
+import { $ } from "../lib/dom.js";
+import { personName, ROLES } from "../lib/format.js";
+import { PlayerGrid } from "../widgets/grid.js";
+import { CentreTree } from "../widgets/tree.js";
+import { HubSocket } from "../lib/ws.js";
 
-const ROLES = {
-  admin: "管理员 Admin",
-  dispatcher: "指挥调度 Dispatcher",
-  receptionist: "接访员 Receptionist",
-  mediator: "调解员 Mediator",
-  operator: "监控员 Operator",
-  terminal: "终端 Terminal",
-  petitioner: "来访群众 Petitioner",
-};
 const REFRESH_MS = 5000;
-const $ = (id) => document.getElementById(id);
 
 class Console {
   constructor() {
@@ -96,8 +88,7 @@ class Console {
     const me = await this.api.me();
     this.me = me;
     this.grid.iceServers = me.ice_servers || [];
-    $("me-name").textContent =
-      me.display_name && me.display_name !== me.user ? `${me.display_name} (${me.user})` : me.user;
+    $("me-name").textContent = personName(me);
     $("me-role").textContent = ROLES[me.role] || me.role;
     $("me-centre").textContent = `${me.centre_name || ""} ${me.centre}`.trim();
     const [centres, cameras] = await Promise.all([this.api.centres(), this.api.cameras()]);

@@ -7,6 +7,8 @@
 // ClusterWatch is plain logic (no DOM; tests/hub/cluster_banner_test.mjs runs it in node);
 // attachClusterBanner wires it to a HubSocket and a banner element.
 
+import { el } from "./dom.js";
+
 export class ClusterWatch {
   constructor() {
     this.state = "off"; // off | connecting | up | degraded (this node's link to Redis)
@@ -110,32 +112,24 @@ export class ClusterWatch {
 // onChange (optional) is called after each cluster event (e.g. reload the camera list).
 export function attachClusterBanner(socket, { box = null, onChange = null } = {}) {
   const watch = new ClusterWatch();
-  let el = box || document.getElementById("cluster-banner");
-  if (!el) {
-    el = document.createElement("div");
-    el.id = "cluster-banner";
-    document.body.prepend(el);
+  let banner = box || document.getElementById("cluster-banner");
+  if (!banner) {
+    banner = el("div", { id: "cluster-banner" });
+    document.body.prepend(banner);
   }
-  el.classList.add("cluster-banner");
-  el.setAttribute("role", "status");
+  banner.classList.add("cluster-banner");
+  banner.setAttribute("role", "status");
   const render = () => {
     const items = watch.banners();
-    el.replaceChildren(
+    banner.replaceChildren(
       ...items.map((b) => {
-        const p = document.createElement("p");
-        p.className = `cluster-${b.kind}`;
-        p.textContent = b.text;
-        if (b.link) {
-          const a = document.createElement("a");
-          a.href = b.link.href;
-          a.textContent = b.link.text;
-          p.append(" ", a);
-        }
+        const p = el("p", `cluster-${b.kind}`, b.text);
+        if (b.link) p.append(" ", el("a", { href: b.link.href, textContent: b.link.text }));
         return p;
       }),
     );
-    el.hidden = items.length === 0;
-    el.dataset.kinds = items.map((b) => b.kind).join(" ");
+    banner.hidden = items.length === 0;
+    banner.dataset.kinds = items.map((b) => b.kind).join(" ");
   };
   socket.addEventListener("open", (ev) => {
     watch.fromHello(ev.detail && ev.detail.cluster);

@@ -2,8 +2,10 @@
 // track), follow-up (call back, satisfaction), archive and the evidence export (zip with a
 // SHA-256 manifest that `zzhub verify` checks). /static/case.html?code=CODE.
 
-import { describeError } from "./api.js";
-import { $, boot, el, fmtTime, showError } from "./page.js";
+import { describeError } from "../lib/api.js";
+import { $, el, saveBlob, showError } from "../lib/dom.js";
+import { fmtTime } from "../lib/format.js";
+import { boot } from "../lib/page.js";
 
 const esc = encodeURIComponent;
 const COLOURS = { blue: "蓝 正常 on track", yellow: "黄 临期 past 75 %", red: "红 超期 overdue" };
@@ -78,11 +80,7 @@ async function exportZip() {
     const resp = await state.api.request(`/api/petitions/${esc(state.code)}/export.zip`, { raw: true });
     const blob = await resp.blob();
     state.lastZip = blob;
-    const a = Object.assign(document.createElement("a"), { href: URL.createObjectURL(blob), download: `case_${state.code}.zip` });
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+    saveBlob(blob, `case_${state.code}.zip`);
     $("export-state").textContent = `${(blob.size / 1e6).toFixed(2)} MB`;
   } catch (err) {
     $("export-state").textContent = describeError(err);

@@ -2,8 +2,8 @@
 // live presence dot per centre (from `presence.list` and `presence` events): green when a
 // terminal or person there is online, blue when in a call, amber when busy, grey when nobody.
 
-import { el } from "./room-view.js";
-import { LEVELS } from "./tree.js";
+import { el } from "../lib/dom.js";
+import { LEVELS } from "../lib/format.js";
 
 const RANK = { in_call: 3, online: 2, busy: 1, offline: 0 };
 const LABEL = { in_call: "通话中 In call", online: "在线 Online", busy: "忙 Busy", offline: "离线 Offline" };

@@ -2,12 +2,13 @@
 // call over the ticked centres (or every village of a township), the room of the current call
 // or roll call as a grid, the roll-call ledger (CSV), and the history. Tests: window.zzdispatch.
 
-import { describeError } from "./api.js";
-import { HistoryTable, LedgerTable, TARGET_STATE } from "./dispatch-ledger.js";
-import { $, boot, centreNames, showError } from "./page.js";
-import { PresenceTree } from "./presence-tree.js";
-import { RoomClient } from "./room-client.js";
-import { el, RoomView } from "./room-view.js";
+import { describeError } from "../lib/api.js";
+import { HistoryTable, LedgerTable, TARGET_STATE } from "../widgets/ledger.js";
+import { $, el, showError } from "../lib/dom.js";
+import { boot, centreNames } from "../lib/page.js";
+import { PresenceTree } from "../widgets/presence-tree.js";
+import { RoomClient } from "../lib/room-client.js";
+import { RoomView } from "../widgets/room-view.js";
 
 const CALL_STATE = { ringing: "呼叫中 Ringing", active: "通话中 Active", ended: "已结束 Ended" };
 

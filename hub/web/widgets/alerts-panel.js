@@ -3,7 +3,8 @@
 // The list from /api/alerts is the truth: it is reloaded when the WebSocket pushes
 // `alert.raised` / `alert.acked`, and polled slowly as a fallback.
 
-import { describeError } from "./api.js";
+import { describeError } from "../lib/api.js";
+import { el } from "../lib/dom.js";
 
 const KINDS = {
   motion: "区域入侵 Motion in zone",
@@ -14,13 +15,6 @@ const KINDS = {
 };
 const POLL_MS = 3000; // without a WebSocket
 const FALLBACK_POLL_MS = 30000; // with one
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text != null) node.textContent = text;
-  return node;
-}
 
 export class AlertsPanel {
   constructor(list, count, api, { onPlay = () => {}, onError = () => {} } = {}) {

@@ -2,11 +2,13 @@
 // (接听 / 拒绝, auto-answer for duty terminals), roll-call prompt (在岗, auto for duty
 // terminals), then the room. ?auto=0 turns auto-answer off. Tests: window.zzterminal.
 
-import { describeError } from "./api.js";
-import { $, boot, centreNames, fmtTime, showError } from "./page.js";
-import { RoomClient } from "./room-client.js";
-import { RoomView } from "./room-view.js";
-import { Ringer, snapshotJpeg } from "./terminal-media.js";
+import { describeError } from "../lib/api.js";
+import { $, showError } from "../lib/dom.js";
+import { fmtTime } from "../lib/format.js";
+import { boot, centreNames } from "../lib/page.js";
+import { RoomClient } from "../lib/room-client.js";
+import { RoomView } from "../widgets/room-view.js";
+import { Ringer, snapshotJpeg } from "../lib/terminal-media.js";
 
 const SCREENS = ["idle", "ringing", "checking", "room"];
 const AUTO = new URLSearchParams(location.search).get("auto") !== "0";

@@ -2,10 +2,10 @@
 // (WHEP ?start=), pause / speed, export a clip or an evidence zip, mark an event.
 // Tests reach the state through window.zzhubRecordings.
 
-import { Api, describeError } from "./api.js";
-import { WhepPlayer } from "./whep.js";
+import { Api, describeError } from "../lib/api.js";
+import { $, el, fileName, saveBlob } from "../lib/dom.js";
+import { WhepPlayer } from "../lib/whep.js";
 
-const $ = (id) => document.getElementById(id);
 const HOUR = 3600 * 1000;
 
 // <input type=datetime-local> works in local time; the API takes ISO 8601 with an offset.
@@ -37,10 +37,7 @@ class RecordingsPage {
       const select = $("rec-camera");
       cameras.sort((a, b) => (a.record === "off") - (b.record === "off"));
       for (const cam of cameras) {
-        const opt = document.createElement("option");
-        opt.value = cam.id;
-        opt.textContent = `${cam.name} (${cam.id})${cam.record === "off" ? "" : " ●"}`;
-        select.append(opt);
+        select.append(new Option(`${cam.name} (${cam.id})${cam.record === "off" ? "" : " ●"}`, cam.id));
       }
     } catch (err) {
       this.error(`请先登录 Please sign in: ${describeError(err)}`);
@@ -101,11 +98,9 @@ class RecordingsPage {
     line.querySelectorAll(".rec-span").forEach((n) => n.remove());
     const span = body.to_ms - body.from_ms;
     for (const c of body.coverage) {
-      const bar = document.createElement("div");
-      bar.className = "rec-span";
+      const bar = el("div", { className: "rec-span", title: `${clock(c.from_ms)} – ${clock(c.to_ms)}` });
       bar.style.left = `${((c.from_ms - body.from_ms) / span) * 100}%`;
       bar.style.width = `${Math.max(0.3, ((c.to_ms - c.from_ms) / span) * 100)}%`;
-      bar.title = `${clock(c.from_ms)} – ${clock(c.to_ms)}`;
       bar.dataset.from = c.from_ms;
       line.append(bar);
     }
@@ -193,15 +188,8 @@ class RecordingsPage {
     try {
       const resp = await this.api.request(path, { raw: true });
       const blob = await resp.blob();
-      const name = /filename="([^"]+)"/.exec(resp.headers.get("Content-Disposition") || "");
-      const a = document.createElement("a");
-      a.href = URL.createObjectURL(blob);
-      a.download = name ? name[1] : kind;
-      document.body.append(a);
-      a.click();
-      a.remove();
-      setTimeout(() => URL.revokeObjectURL(a.href), 10000);
-      this.status(`已导出 Exported ${a.download} (${Math.round(blob.size / 1024)} KB)`);
+      const name = saveBlob(blob, fileName(resp, kind));
+      this.status(`已导出 Exported ${name} (${Math.round(blob.size / 1024)} KB)`);
     } catch (err) {
       this.status("");
       this.error(describeError(err));

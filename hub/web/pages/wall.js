@@ -5,22 +5,15 @@
 // per user (localStorage). Alerts panel and duty-check banner on the same page.
 // Tests reach the objects through window.zzwall.
 
-import { AlertsPanel } from "./alerts.js";
-import { Api, describeError } from "./api.js";
-import { WhepPlayer } from "./whep.js";
-import { attachClusterBanner } from "./cluster.js";
-import { HubSocket } from "./ws.js";
+import { AlertsPanel } from "../widgets/alerts-panel.js";
+import { Api, describeError } from "../lib/api.js";
+import { $, el } from "../lib/dom.js";
+import { WhepPlayer } from "../lib/whep.js";
+import { attachClusterBanner } from "../lib/cluster.js";
+import { HubSocket } from "../lib/ws.js";
 
-const $ = (id) => document.getElementById(id);
 const LAYOUTS = [1, 4, 9, 16];
 const STATUS = { online: "在线 online", offline: "离线 offline", idle: "空闲 idle" };
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text != null) node.textContent = text;
-  return node;
-}
 
 class WallTile {
   constructor(wall, index) {

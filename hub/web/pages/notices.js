@@ -2,8 +2,10 @@
 // delivery (delivered/read counts); the inbox of one's own centre with read receipts. New
 // notices arrive live over the WebSocket (`notice`), queued ones right after connecting.
 
-import { $, boot, button, centreNames, el, fmtTime, showError } from "./page.js";
-import { describeError } from "./api.js";
+import { $, button, el, saveBlob, showError } from "../lib/dom.js";
+import { fmtTime } from "../lib/format.js";
+import { boot, centreNames } from "../lib/page.js";
+import { describeError } from "../lib/api.js";
 
 const ctx = await boot();
 if (ctx) main(ctx);
@@ -33,10 +35,7 @@ function main({ api, me, socket }) {
 
   async function download(a) {
     const resp = await api.request(a.url.replace(/^\/?/, "/"), { raw: true });
-    const link = el("a");
-    link.href = URL.createObjectURL(await resp.blob());
-    link.download = a.name;
-    link.click();
+    saveBlob(await resp.blob(), a.name);
   }
 
   async function loadInbox() {

@@ -3,9 +3,11 @@
 // timestamped notes, petitioner link, resolve. Invited mediators get `petition.invited` and
 // join from the "in hearing" list. Tests reach the state through window.zzdesk.
 
-import { describeError } from "./api.js";
-import { $, boot, button, el, fmtSeconds, showError } from "./page.js";
-import { RoomClient } from "./room-client.js";
+import { describeError } from "../lib/api.js";
+import { $, button, el, showError } from "../lib/dom.js";
+import { fmtSeconds } from "../lib/format.js";
+import { boot } from "../lib/page.js";
+import { RoomClient } from "../lib/room-client.js";
 
 const CATEGORIES = { wage_arrears: "欠薪", land: "土地", neighbours: "邻里", family: "婚姻家庭",
   property: "物业", labour: "劳动", other: "其他" };

@@ -1,9 +1,9 @@
 // The roll-call ledger table (one row per centre checked, CSV download) and the history
 // tables (calls, roll calls) of the dispatch page.
 
-import { describeError } from "./api.js";
-import { fmtSeconds, fmtTime } from "./page.js";
-import { button, el } from "./room-view.js";
+import { describeError } from "../lib/api.js";
+import { button, el, fileName, saveBlob } from "../lib/dom.js";
+import { fmtSeconds, fmtTime } from "../lib/format.js";
 
 const ENTRY = {
   checking: "等待应答 Waiting",
@@ -52,17 +52,6 @@ function table(headers) {
   return t;
 }
 
-// Save a Response as a download (a plain link cannot carry the Authorization header).
-export async function download(resp, fallback) {
-  const match = /filename="?([^";]+)"?/.exec(resp.headers.get("Content-Disposition") || "");
-  const url = URL.createObjectURL(await resp.blob());
-  const a = Object.assign(el("a"), { href: url, download: match ? match[1] : fallback });
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10000);
-}
-
 export class LedgerTable {
   constructor(root, api) {
     this.root = root;
@@ -94,7 +83,7 @@ export class LedgerTable {
   async downloadCsv() {
     try {
       const resp = await this.api.request(`/api/rollcalls/${encodeURIComponent(this.rc.id)}.csv`, { raw: true });
-      await download(resp, `rollcall-${this.rc.id}.csv`);
+      saveBlob(await resp.blob(), fileName(resp, `rollcall-${this.rc.id}.csv`));
     } catch (err) {
       alert(`下载失败 Download failed: ${describeError(err)}`);
     }

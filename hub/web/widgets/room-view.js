@@ -2,10 +2,8 @@
 // speaker highlighted, and the host's controls (mute, remove, lock, end for all, add a camera).
 // Used by room.html, the dispatcher's grid and the terminal's room screen.
 
-import { describeError } from "./api.js";
-import { button, el } from "./page.js";
-
-export { button, el };
+import { describeError } from "../lib/api.js";
+import { button, el } from "../lib/dom.js";
 
 const STATES = {
   idle: "…",

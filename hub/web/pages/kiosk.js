@@ -4,10 +4,11 @@
 // only: a link has no WebSocket (the hub allows it its case and hearing room only), so it polls.
 // Tests reach the state through window.zzkiosk ({api, code, client, case}).
 
-import { Api, describeError } from "./api.js";
-import { $, boot, showError } from "./page.js";
-import { openLocalMedia } from "./publisher.js";
-import { RoomClient } from "./room-client.js";
+import { Api, describeError } from "../lib/api.js";
+import { $, showError } from "../lib/dom.js";
+import { boot } from "../lib/page.js";
+import { openLocalMedia } from "../lib/whip.js";
+import { RoomClient } from "../lib/room-client.js";
 
 const POLL_MS = 2000;
 const LABELS = { triaged: "排队等候 Waiting", transferred: "已转诊，排队等候 Transferred, waiting",
