@@ -9,15 +9,28 @@ import sys
 import traceback
 
 NAMES = (
-    "viewers", "instant_start", "latency", "cameras", "recording", "motion", "mosaic", "meeting",
-    "signaling", "fanout", "cluster",
+    "viewers",
+    "instant_start",
+    "latency",
+    "cameras",
+    "recording",
+    "motion",
+    "mosaic",
+    "meeting",
+    "signaling",
+    "fanout",
+    "cluster",
 )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("names", nargs="*", metavar="NAME",
-                        help=f"benchmarks to run (default: all of {', '.join(NAMES)})")
+    parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"benchmarks to run (default: all of {', '.join(NAMES)})",
+    )
     parser.add_argument("--quick", action="store_true", help="fewer runs and steps (smoke check)")
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in NAMES]

@@ -42,11 +42,15 @@ def launch_line(args: argparse.Namespace) -> str:
     width, height = args.size.split("x")
     caps = f"video/x-raw,width={width},height={height},framerate={args.fps}/1"
     if args.clock:
-        return (f"( appsrc name=clocksrc is-live=true format=time do-timestamp=true "
-                f"caps={caps},format=I420 ! queue max-size-buffers=2 leaky=downstream ! "
-                f"{encoder(args)} )")
-    return (f"( videotestsrc is-live=true pattern=smpte horizontal-speed=4 ! {caps} ! "
-            f"timeoverlay ! {encoder(args)} )")
+        return (
+            f"( appsrc name=clocksrc is-live=true format=time do-timestamp=true "
+            f"caps={caps},format=I420 ! queue max-size-buffers=2 leaky=downstream ! "
+            f"{encoder(args)} )"
+        )
+    return (
+        f"( videotestsrc is-live=true pattern=smpte horizontal-speed=4 ! {caps} ! "
+        f"timeoverlay ! {encoder(args)} )"
+    )
 
 
 class ClockFrames:

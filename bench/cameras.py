@@ -49,8 +49,13 @@ class Step:
 
     @property
     def clean(self) -> bool:
-        return (self.online == self.cameras and self.lost == 0 and self.reconnects == 0
-                and self.cpu < SATURATED and not self.error)
+        return (
+            self.online == self.cameras
+            and self.lost == 0
+            and self.reconnects == 0
+            and self.cpu < SATURATED
+            and not self.error
+        )
 
 
 async def _mark(worker: Proc) -> dict[str, int]:
@@ -62,19 +67,27 @@ async def _mark(worker: Proc) -> dict[str, int]:
 async def measure(source: str, cameras: int, wd: Path, runs: int, window: float) -> Step:
     """One step: fresh RTSP server process(es) and a fresh worker."""
     step = Step(source, cameras, servers=-(-cameras // PER_SERVER))
-    servers = [await start_camera(wd, "--path", "/cam", name=f"camera-{cameras}-{i}")
-               for i in range(step.servers)]
+    servers = [
+        await start_camera(wd, "--path", "/cam", name=f"camera-{cameras}-{i}")
+        for i in range(step.servers)
+    ]
     urls = [arg for _, (url,) in servers for arg in ("--url", url)]
     await asyncio.sleep(1)
-    worker = await spawn(f"ingest-{source}-{cameras}",
-                         [PYTHON, "-m", "bench.ingest_worker", *urls, "--count",
-                          str(cameras), "--source", source], wd, stdin=True)
+    worker = await spawn(
+        f"ingest-{source}-{cameras}",
+        [PYTHON, "-m", "bench.ingest_worker", *urls, "--count", str(cameras), "--source", source],
+        wd,
+        stdin=True,
+    )
     try:
         await _sample(step, worker, [s.pid for s, _ in servers], runs, window)
     except (TimeoutError, RuntimeError, ConnectionError, OSError) as err:
         dead = [s.name for s, _ in servers if s.proc.returncode is not None]
-        step.error = (f"RTSP server died ({', '.join(dead)}; see its log)" if dead
-                      else f"worker failed: {err!r}"[:200])
+        step.error = (
+            f"RTSP server died ({', '.join(dead)}; see its log)"
+            if dead
+            else f"worker failed: {err!r}"[:200]
+        )
     finally:
         try:
             await worker.send("quit")
@@ -82,15 +95,19 @@ async def measure(source: str, cameras: int, wd: Path, runs: int, window: float)
             pass
         await worker.stop(timeout=20)
         await asyncio.gather(*(s.stop() for s, _ in servers))
-    print(f"  {source} {cameras} cameras: {step.online} online, cpu {step.cpu:.0f} % "
-          f"(runs {', '.join(f'{r:.0f}' for r in step.runs)}), server {step.server_cpu:.0f} %, "
-          f"{step.rtp_per_s:.0f} RTP/s, {step.frames_per_s:.0f} frames/s, lost {step.lost}, "
-          f"drops {step.drops}, reconnects {step.reconnects} {step.error}", flush=True)
+    print(
+        f"  {source} {cameras} cameras: {step.online} online, cpu {step.cpu:.0f} % "
+        f"(runs {', '.join(f'{r:.0f}' for r in step.runs)}), server {step.server_cpu:.0f} %, "
+        f"{step.rtp_per_s:.0f} RTP/s, {step.frames_per_s:.0f} frames/s, lost {step.lost}, "
+        f"drops {step.drops}, reconnects {step.reconnects} {step.error}",
+        flush=True,
+    )
     return step
 
 
-async def _sample(step: Step, worker: Proc, server_pids: list[int], runs: int,
-                  window: float) -> None:
+async def _sample(
+    step: Step, worker: Proc, server_pids: list[int], runs: int, window: float
+) -> None:
     await worker.wait_for("READY", 120)
     await asyncio.sleep(5)  # past the connection burst
     first = await _mark(worker)
@@ -117,10 +134,12 @@ def _row(s: Step) -> str:
     lost = str(s.lost) if s.source == "rtsp" else "n/a"
     if s.error:
         return f"| {s.source} | {s.cameras} | {s.online} | — | — | — | — | — | — | — | {s.error} |"
-    return (f"| {s.source} | {s.cameras} | {s.online} | {s.cpu:.0f} % | "
-            f"{s.cpu / s.cameras:.2f} % | {rtp} | {s.frames_per_s:.0f} "
-            f"({s.frames_per_s / s.cameras:.1f}/cam) | {lost} | {s.drops} | {s.reconnects} | "
-            f"{s.server_cpu:.0f} % ({s.servers} process{'es' if s.servers > 1 else ''}) |")
+    return (
+        f"| {s.source} | {s.cameras} | {s.online} | {s.cpu:.0f} % | "
+        f"{s.cpu / s.cameras:.2f} % | {rtp} | {s.frames_per_s:.0f} "
+        f"({s.frames_per_s / s.cameras:.1f}/cam) | {lost} | {s.drops} | {s.reconnects} | "
+        f"{s.server_cpu:.0f} % ({s.servers} process{'es' if s.servers > 1 else ''}) |"
+    )
 
 
 async def run(quick: bool = False) -> None:
@@ -145,34 +164,42 @@ async def run(quick: bool = False) -> None:
     verdict = "met" if best >= 100 else "MISSED"
     if best < 100 and best == max(steps) and all(s.clean for s in ours):
         verdict = f"not reached: this run's steps stop at {best}"
-    rows = ["| source | cameras | online | hub CPU | per camera | RTP pkt/s | frames/s | "
-            "RTP lost | relay drops | reconnects | RTSP server CPU |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| source | cameras | online | hub CPU | per camera | RTP pkt/s | frames/s | "
+        "RTP lost | relay drops | reconnects | RTSP server CPU |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     rows += [_row(s) for s in results]
     pairs = []
     for s in results:
         if s.source == "pyav":
             mine = next((m for m in ours if m.cameras == s.cameras), None)
             if mine is not None and mine.cpu > 0:
-                pairs.append(f"{s.cameras} cameras: PyAV {s.cpu:.0f} % vs ours {mine.cpu:.0f} % "
-                             f"({s.cpu / mine.cpu:.1f}×)")
-    body = "\n".join([
-        "Source: GStreamer RTSP server processes (bench/camera.py, x264 1280x720 25 fps "
-        "~2 Mbit/s, GOP 50), one shared encoder each, serving up to "
-        f"{PER_SERVER} connections each (rtsp://127.0.0.1:PORT/cam?n=i for camera i): one "
-        "server with 150 clients aborted in gst-rtsp-server 1.22 (`gst_rtsp_media_get_rates: "
-        "assertion failed`). "
-        "Hub side: bench/ingest_worker.py — Streams + Relays + one draining consumer per "
-        "camera in one process, RTP over RTSP/TCP interleaved. CPU is % of one core (median "
-        f"of {runs} windows of {window:.0f} s); lost = RTP sequence gaps after a 5 s warm-up; "
-        "PyAV rows are the baseline (FFmpeg's RTSP demuxer, a thread per camera; it exposes "
-        "no RTP counters).", "",
-        *rows, "",
-        f"- Most cameras ingested with nothing lost, all online, worker < {SATURATED:.0f} % "
-        f"of a core: **{best}** (steps: {', '.join(map(str, steps))}; stops at the first "
-        f"failing step) — target ≥ 100: **{verdict}**.",
-        *(f"- Baseline, {p}." for p in pairs),
-        f"\nLogs: `{wd}`",
-    ])
+                pairs.append(
+                    f"{s.cameras} cameras: PyAV {s.cpu:.0f} % vs ours {mine.cpu:.0f} % "
+                    f"({s.cpu / mine.cpu:.1f}×)"
+                )
+    body = "\n".join(
+        [
+            "Source: GStreamer RTSP server processes (bench/camera.py, x264 1280x720 25 fps "
+            "~2 Mbit/s, GOP 50), one shared encoder each, serving up to "
+            f"{PER_SERVER} connections each (rtsp://127.0.0.1:PORT/cam?n=i for camera i): one "
+            "server with 150 clients aborted in gst-rtsp-server 1.22 (`gst_rtsp_media_get_rates: "
+            "assertion failed`). "
+            "Hub side: bench/ingest_worker.py — Streams + Relays + one draining consumer per "
+            "camera in one process, RTP over RTSP/TCP interleaved. CPU is % of one core (median "
+            f"of {runs} windows of {window:.0f} s); lost = RTP sequence gaps after a 5 s warm-up; "
+            "PyAV rows are the baseline (FFmpeg's RTSP demuxer, a thread per camera; it exposes "
+            "no RTP counters).",
+            "",
+            *rows,
+            "",
+            f"- Most cameras ingested with nothing lost, all online, worker < {SATURATED:.0f} % "
+            f"of a core: **{best}** (steps: {', '.join(map(str, steps))}; stops at the first "
+            f"failing step) — target ≥ 100: **{verdict}**.",
+            *(f"- Baseline, {p}." for p in pairs),
+            f"\nLogs: `{wd}`",
+        ]
+    )
     cmd = "python -m bench cameras" + (" --quick" if quick else "")
     write_section("cameras", "cameras — RTSP cameras one hub ingests (remux only)", cmd, body)

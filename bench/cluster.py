@@ -94,7 +94,7 @@ async def _variant(
     wd: Path, a: Hub, b: Hub, cross: bool, total: int, pids: list[int]
 ) -> dict[str, float]:
     from config.schema import Role
-    from hub.auth import TokenIssuer
+    from hub.core.auth import TokenIssuer
 
     issuer = TokenIssuer(SECRET, 3600)
     actor_user = f"actor-{'cross' if cross else 'same'}"
@@ -154,7 +154,12 @@ async def _run_once(total: int) -> dict[str, dict[str, float]]:
 
 
 async def _viewers(
-    wd: Path, name: str, hub: Hub, counts: tuple[int, ...], pids: list[int], window: float,
+    wd: Path,
+    name: str,
+    hub: Hub,
+    counts: tuple[int, ...],
+    pids: list[int],
+    window: float,
     runs: int,
 ) -> list[dict[str, float]]:
     """Add WHEP viewers of `cam` on `hub` up to each count; per step the median CPU of each
@@ -167,8 +172,17 @@ async def _viewers(
             new: list[Proc] = []
             while total < target:
                 n = min(PER_PROCESS, target - total)
-                cmd = [PYTHON, "-m", "bench.viewer_proc", "--count", str(n),
-                       "--whep", f"{hub.base}/api/cameras/cam/whep", "--token", hub.token]
+                cmd = [
+                    PYTHON,
+                    "-m",
+                    "bench.viewer_proc",
+                    "--count",
+                    str(n),
+                    "--whep",
+                    f"{hub.base}/api/cameras/cam/whep",
+                    "--token",
+                    hub.token,
+                ]
                 new.append(await spawn(f"{name}-{len(procs) + len(new)}", cmd, wd, stdin=True))
                 total += n
             procs += new
@@ -289,5 +303,6 @@ async def run(quick: bool = False) -> None:
         "No target in issue 8; measured so the cost of a second node is known.\n\n" + relay
     )
     command = "python -m bench cluster" + (" --quick" if quick else "")
-    write_section("cluster", "Cluster: an event across two nodes, a camera over a relay leg",
-                  command, body)
+    write_section(
+        "cluster", "Cluster: an event across two nodes, a camera over a relay leg", command, body
+    )

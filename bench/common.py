@@ -120,8 +120,9 @@ def workdir(prefix: str) -> Path:
 async def start_camera(wd: Path, *args: str, name: str = "camera") -> tuple[Proc, list[str]]:
     """bench/camera.py (GStreamer RTSP server) with `args`; returns it and its URLs."""
     port = free_port()
-    cam = await spawn(name, [SYSTEM_PYTHON, str(ROOT / "bench" / "camera.py"),
-                             "--port", str(port), *args], wd)
+    cam = await spawn(
+        name, [SYSTEM_PYTHON, str(ROOT / "bench" / "camera.py"), "--port", str(port), *args], wd
+    )
     urls = [(await cam.wait_for("READY ", 20)).split()[1]]
     while "--path" in args and len(urls) < args.count("--path"):
         urls.append((await cam.wait_for("READY ", 5)).split()[1])
@@ -139,9 +140,15 @@ class Hub:
         await self.proc.stop()
 
 
-async def start_hub(wd: Path, cameras: dict[str, str], *, instant_start: bool = True,
-                    name: str = "hub", fast_rtp: bool = True,
-                    extra: dict[str, object] | None = None) -> Hub:
+async def start_hub(
+    wd: Path,
+    cameras: dict[str, str],
+    *,
+    instant_start: bool = True,
+    name: str = "hub",
+    fast_rtp: bool = True,
+    extra: dict[str, object] | None = None,
+) -> Hub:
     """`python -m hub.cli serve -c generated.yaml` with `cameras` ({id: url}), always pulled.
     `instant_start=False`: new viewers wait for the next keyframe (the config switch when the
     schema has it, else bench/hub_runner.py patches the relay in the hub process). `extra`:
@@ -161,26 +168,53 @@ async def start_hub(wd: Path, cameras: dict[str, str], *, instant_start: bool = 
         "auth": {"secret": SECRET},
         "webrtc": {"ice_addresses": ["127.0.0.1"], "fast_rtp": fast_rtp},
         "streams": streams,
-        "centres": [{
-            "code": CENTRE, "name": "bench",
-            "cameras": [{"id": cid, "name": cid, "url": url, "always_on": True}
-                        for cid, url in cameras.items()],
-        }],
+        "centres": [
+            {
+                "code": CENTRE,
+                "name": "bench",
+                "cameras": [
+                    {"id": cid, "name": cid, "url": url, "always_on": True}
+                    for cid, url in cameras.items()
+                ],
+            }
+        ],
         **(extra or {}),
     }
     return await serve_config(wd, config, name, module=module, ready_within=20)
 
 
-async def serve_config(wd: Path, config: dict[str, object], name: str, *,
-                       module: str = "hub.cli", ready_within: float = 30) -> Hub:
+async def serve_config(
+    wd: Path,
+    config: dict[str, object],
+    name: str,
+    *,
+    module: str = "hub.cli",
+    ready_within: float = 30,
+) -> Hub:
     """Write `config`, mint an admin token for it and run `python -m MODULE serve -c` on it
     (its `http.port` must be set); stops the process if it does not come up."""
     http = config["http"]
     assert isinstance(http, dict)
     path = wd / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True))
-    tok = await spawn(f"{name}-token", [PYTHON, "-m", "hub.cli", "token", "--user", "bench",
-                                        "--role", "admin", "--centre", CENTRE, "-c", str(path)], wd)
+    tok = await spawn(
+        f"{name}-token",
+        [
+            PYTHON,
+            "-m",
+            "hub.cli",
+            "token",
+            "--user",
+            "bench",
+            "--role",
+            "admin",
+            "--centre",
+            CENTRE,
+            "-c",
+            str(path),
+        ],
+        wd,
+    )
     out, _ = await tok.proc.communicate()
     token = out.decode().strip().splitlines()[-1]
     proc = await spawn(name, [PYTHON, "-m", module, "serve", "-c", str(path)], wd)
@@ -203,8 +237,13 @@ def _version(module: str) -> str:
 def revision() -> str:
     """The commit measured, `-dirty` when the working tree had changes."""
     try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT,
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return out.stdout.strip() or "unknown"
@@ -224,11 +263,14 @@ def machine() -> str:
 def write_section(name: str, title: str, command: str, body: str) -> None:
     """Replace (or append) this benchmark's section of BENCHMARKS.md."""
     start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
-    section = (f"{start}\n## {title}\n\n`{command}`  \n{machine()}\n\n{body.strip()}\n{end}")
+    section = f"{start}\n## {title}\n\n`{command}`  \n{machine()}\n\n{body.strip()}\n{end}"
     text = RESULTS.read_text() if RESULTS.exists() else HEADER
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
-    text = pattern.sub(lambda _: section, text) if pattern.search(text) else (
-        text.rstrip("\n") + "\n\n" + section + "\n")
+    text = (
+        pattern.sub(lambda _: section, text)
+        if pattern.search(text)
+        else (text.rstrip("\n") + "\n\n" + section + "\n")
+    )
     RESULTS.write_text(text)
     print(section, flush=True)
 

@@ -46,7 +46,7 @@ from bench.common import (
 )
 from bench.meeting import h264_first, make_media
 from config.schema import Role
-from hub.auth import TokenIssuer
+from hub.core.auth import TokenIssuer
 from signaling.ice import use_host_addresses
 
 FPS_TARGET = 24.0
@@ -237,7 +237,9 @@ async def measure(
         "fps": fps,
         "sent": sent,
         "connected": sum(x["connected"] for x in after),
-        "broken": sum(x.get("broken", 0) - y.get("broken", 0) for x, y in zip(after, before, strict=True)),
+        "broken": sum(
+            x.get("broken", 0) - y.get("broken", 0) for x, y in zip(after, before, strict=True)
+        ),
     }
 
 
@@ -308,7 +310,9 @@ async def phase(
                     break  # past this hub's limit on this machine
             except (TimeoutError, RuntimeError) as err:  # this machine's limit: report it
                 why = (str(err).splitlines() or [""])[0][:120]
-                rows.append(f"| {label} | {n} | step failed: {type(err).__name__} {why} |" + " |" * 8)
+                rows.append(
+                    f"| {label} | {n} | step failed: {type(err).__name__} {why} |" + " |" * 8
+                )
                 print(rows[-1], flush=True)
                 break
     finally:

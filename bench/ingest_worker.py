@@ -61,8 +61,13 @@ async def drain(consumer: Consumer, counts: list[int], index: int) -> None:
 async def main(args: argparse.Namespace) -> None:
     factory = Recording(args.source)
     streams = [
-        Stream(f"cam{i}", f"{args.url[i % len(args.url)]}?n={i}", SourceOptions(name=f"cam{i}", timeout=10.0),
-               always_on=True, source_factory=factory)
+        Stream(
+            f"cam{i}",
+            f"{args.url[i % len(args.url)]}?n={i}",
+            SourceOptions(name=f"cam{i}", timeout=10.0),
+            always_on=True,
+            source_factory=factory,
+        )
         for i in range(args.count)
     ]
     counts = [0] * args.count
@@ -83,14 +88,19 @@ async def main(args: argparse.Namespace) -> None:
         line = (await loop.run_in_executor(None, sys.stdin.readline)).strip()
         if line == "mark":
             received, lost = rtp_counts(factory.sources)
-            print(json.dumps({
-                "online": sum(s.state is StreamState.ONLINE for s in streams),
-                "consumed": sum(counts),
-                "relay_drops": sum(s.relay.drops for s in streams),
-                "reconnects": sum(s.reconnects for s in streams),
-                "rtp": received,
-                "lost": lost,
-            }), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "online": sum(s.state is StreamState.ONLINE for s in streams),
+                        "consumed": sum(counts),
+                        "relay_drops": sum(s.relay.drops for s in streams),
+                        "reconnects": sum(s.reconnects for s in streams),
+                        "rtp": received,
+                        "lost": lost,
+                    }
+                ),
+                flush=True,
+            )
         elif line in ("quit", ""):
             break
     await asyncio.gather(*(s.close() for s in streams))

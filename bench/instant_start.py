@@ -36,8 +36,9 @@ async def first_frame_ms(http: aiohttp.ClientSession, hub: Hub, camera: str) -> 
     location = ""
     try:
         start = time.perf_counter()
-        async with http.post(f"{hub.base}/api/cameras/{camera}/whep",
-                             data=pc.localDescription.sdp, headers=headers) as resp:
+        async with http.post(
+            f"{hub.base}/api/cameras/{camera}/whep", data=pc.localDescription.sdp, headers=headers
+        ) as resp:
             body = await resp.text()
             if resp.status != 201:
                 raise RuntimeError(f"WHEP POST answered {resp.status}: {body[:200]}")
@@ -50,8 +51,9 @@ async def first_frame_ms(http: aiohttp.ClientSession, hub: Hub, camera: str) -> 
     finally:
         if location:
             with contextlib.suppress(aiohttp.ClientError):
-                async with http.delete(hub.base + location,
-                                       headers={"Authorization": f"Bearer {hub.token}"}):
+                async with http.delete(
+                    hub.base + location, headers={"Authorization": f"Bearer {hub.token}"}
+                ):
                     pass
         await pc.close()
 
@@ -68,12 +70,15 @@ async def run(quick: bool = False) -> None:
     use_host_addresses(["127.0.0.1"])
     camera, (url,) = await start_camera(wd, "--gop", "100")
     hubs: dict[str, Hub] = {}
-    results: dict[str, list[list[float]]] = {"GOP cache (hub default)": [],
-                                             "wait for next keyframe": []}
+    results: dict[str, list[list[float]]] = {
+        "GOP cache (hub default)": [],
+        "wait for next keyframe": [],
+    }
     try:
         hubs["GOP cache (hub default)"] = await start_hub(wd, {"cam": url}, name="hub-cache")
-        hubs["wait for next keyframe"] = await start_hub(wd, {"cam": url}, instant_start=False,
-                                                         name="hub-nocache")
+        hubs["wait for next keyframe"] = await start_hub(
+            wd, {"cam": url}, instant_start=False, name="hub-nocache"
+        )
         await asyncio.sleep(5)  # both hubs connected and holding a GOP
         async with aiohttp.ClientSession() as http:
             for r in range(runs):
@@ -84,32 +89,43 @@ async def run(quick: bool = False) -> None:
                         per_run[name].append(await first_frame_ms(http, hub, "cam"))
                 for name, values in per_run.items():
                     results[name].append(values)
-                    print(f"  run {r + 1} {name}: p50 {median(values):.0f} ms "
-                          f"({', '.join(f'{v:.0f}' for v in values)})", flush=True)
+                    print(
+                        f"  run {r + 1} {name}: p50 {median(values):.0f} ms "
+                        f"({', '.join(f'{v:.0f}' for v in values)})",
+                        flush=True,
+                    )
     finally:
         for hub in hubs.values():
             await hub.stop()
         await camera.stop()
-    rows = ["| start | p50 (median of runs) | runs' p50 | p90 all | min–max |",
-            "|---|---|---|---|---|"]
+    rows = [
+        "| start | p50 (median of runs) | runs' p50 | p90 all | min–max |",
+        "|---|---|---|---|---|",
+    ]
     p50: dict[str, float] = {}
     for name, run_values in results.items():
         flat = [v for values in run_values for v in values]
         p50[name] = median([median(values) for values in run_values])
-        rows.append(f"| {name} | **{p50[name]:.0f} ms** | "
-                    f"{', '.join(f'{median(v):.0f}' for v in run_values)} | "
-                    f"{pct(flat, 0.9):.0f} ms | {min(flat):.0f}–{max(flat):.0f} ms |")
+        rows.append(
+            f"| {name} | **{p50[name]:.0f} ms** | "
+            f"{', '.join(f'{median(v):.0f}' for v in run_values)} | "
+            f"{pct(flat, 0.9):.0f} ms | {min(flat):.0f}–{max(flat):.0f} ms |"
+        )
     cache, wait = p50["GOP cache (hub default)"], p50["wait for next keyframe"]
     verdict = "met" if cache <= TARGET_MS else "MISSED"
-    body = "\n".join([
-        f"Camera: GStreamer x264 1280x720 25 fps, GOP 100 (4 s). {runs} run(s) × {viewers} "
-        "viewers per hub, alternating between the two hubs, random pause 0.3–4.3 s before "
-        "each. Time from POSTing the complete offer to the first frame decoded by aiortc "
-        "(includes ICE + DTLS on loopback and aiortc's +1 frame jitter-buffer delay).", "",
-        *rows, "",
-        f"- Target p50 ≤ {TARGET_MS:.0f} ms: **{verdict}** ({cache:.0f} ms; "
-        f"{wait / cache:.1f}× faster than waiting for the keyframe).",
-        f"\nLogs: `{wd}`",
-    ])
+    body = "\n".join(
+        [
+            f"Camera: GStreamer x264 1280x720 25 fps, GOP 100 (4 s). {runs} run(s) × {viewers} "
+            "viewers per hub, alternating between the two hubs, random pause 0.3–4.3 s before "
+            "each. Time from POSTing the complete offer to the first frame decoded by aiortc "
+            "(includes ICE + DTLS on loopback and aiortc's +1 frame jitter-buffer delay).",
+            "",
+            *rows,
+            "",
+            f"- Target p50 ≤ {TARGET_MS:.0f} ms: **{verdict}** ({cache:.0f} ms; "
+            f"{wait / cache:.1f}× faster than waiting for the keyframe).",
+            f"\nLogs: `{wd}`",
+        ]
+    )
     cmd = "python -m bench instant_start" + (" --quick" if quick else "")
     write_section("instant_start", "instant start — offer to first decoded frame", cmd, body)

@@ -44,8 +44,10 @@ def ensure_veth() -> None:
     if VETH in links:
         return
     if links != ["lo"]:
-        raise JanusUnavailable("not in a private network namespace with only lo; run under "
-                               "scripts/loopback-only.sh (make bench) to get the Janus baseline")
+        raise JanusUnavailable(
+            "not in a private network namespace with only lo; run under "
+            "scripts/loopback-only.sh (make bench) to get the Janus baseline"
+        )
     for cmd in (
         f"ip link add {VETH} type veth peer name {VETH_PEER}",
         f"ip addr add {VETH_ADDRESS}/32 dev {VETH}",
@@ -114,8 +116,21 @@ async def start_janus(wd: Path, rtsp_url: str) -> Janus:
     ensure_veth()
     port = free_port()
     conf = _write_config(wd, port, rtsp_url)
-    proc = await spawn("janus", ["janus", "-o", "-N", "-L", str(wd / "janus-out.log"),
-                                 "-F", str(conf), "-C", str(conf / "janus.jcfg")], wd)
+    proc = await spawn(
+        "janus",
+        [
+            "janus",
+            "-o",
+            "-N",
+            "-L",
+            str(wd / "janus-out.log"),
+            "-F",
+            str(conf),
+            "-C",
+            str(conf / "janus.jcfg"),
+        ],
+        wd,
+    )
     api = f"http://127.0.0.1:{port}/janus"
     async with aiohttp.ClientSession() as http:
         for _ in range(100):
@@ -172,8 +187,11 @@ class JanusClient:
                         return JanusSession(session, handle, ev["jsep"]["sdp"])
 
     async def start(self, session: JanusSession, answer: str) -> None:
-        body = {"janus": "message", "body": {"request": "start"},
-                "jsep": {"type": "answer", "sdp": answer}}
+        body = {
+            "janus": "message",
+            "body": {"request": "start"},
+            "jsep": {"type": "answer", "sdp": answer},
+        }
         await self._post(f"/{session.session}/{session.handle}", body)
         # the answer carries every candidate; tell Janus no more will trickle in
         trickle = {"janus": "trickle", "candidate": {"completed": True}}

@@ -53,7 +53,9 @@ WARMUP = 4.0
 def h264_first(transceiver: Any, kind: str) -> None:
     if kind == "video":
         caps = RTCRtpSender.getCapabilities("video").codecs
-        transceiver.setCodecPreferences([c for c in caps if c.mimeType in ("video/H264", "video/rtx")])
+        transceiver.setCodecPreferences(
+            [c for c in caps if c.mimeType in ("video/H264", "video/rtx")]
+        )
 
 
 class EncodeRoom:
@@ -81,7 +83,9 @@ class EncodeRoom:
         pc = RTCPeerConnection()
         self.pcs.append(pc)
         for kind, track in self.tracks[pid].items():
-            h264_first(pc.addTransceiver(self.relay.subscribe(track, buffered=False), "sendonly"), kind)
+            h264_first(
+                pc.addTransceiver(self.relay.subscribe(track, buffered=False), "sendonly"), kind
+            )
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
         await pc.setLocalDescription(await pc.createAnswer())
         return str(pc.localDescription.sdp)
@@ -193,11 +197,16 @@ async def participant(args: argparse.Namespace) -> None:
             command = (await loop.run_in_executor(None, sys.stdin.readline)).strip()
             if command != "mark":
                 break
-            print(json.dumps({
-                "video": [c.frames for c in COUNTERS if c.kind == "video"],
-                "audio": [c.frames for c in COUNTERS if c.kind == "audio"],
-                "connected": sum(pc.connectionState == "connected" for pc in pcs),
-            }), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "video": [c.frames for c in COUNTERS if c.kind == "video"],
+                        "audio": [c.frames for c in COUNTERS if c.kind == "audio"],
+                        "connected": sum(pc.connectionState == "connected" for pc in pcs),
+                    }
+                ),
+                flush=True,
+            )
         for pc in pcs:
             with contextlib.suppress(Exception):
                 await pc.close()
@@ -229,22 +238,49 @@ async def mark(parts: list[Proc]) -> tuple[float, list[dict[str, Any]]]:
     return time.monotonic(), list(replies)
 
 
-def rates(before: list[dict[str, Any]], after: list[dict[str, Any]], kind: str, seconds: float) -> list[float]:
+def rates(
+    before: list[dict[str, Any]], after: list[dict[str, Any]], kind: str, seconds: float
+) -> list[float]:
     out: list[float] = []
     for b, a in zip(before, after, strict=True):
-        out += [(x - y) / seconds for x, y in zip(a[kind], b[kind] + [0] * len(a[kind]), strict=False)]
+        out += [
+            (x - y) / seconds for x, y in zip(a[kind], b[kind] + [0] * len(a[kind]), strict=False)
+        ]
     return out
 
 
 async def measure(mode: str, media: Path, wd: Path, runs: int, window: float) -> dict[str, Any]:
     port = free_port()
-    hub = await spawn(f"hub-{mode}", [PYTHON, "-m", "bench.meeting", "hub", "--mode", mode, "--port", str(port)], wd)
+    hub = await spawn(
+        f"hub-{mode}",
+        [PYTHON, "-m", "bench.meeting", "hub", "--mode", mode, "--port", str(port)],
+        wd,
+    )
     parts: list[Proc] = []
-    result: dict[str, Any] = {"mode": mode, "cpu": [], "fps_median": [], "fps_min": [], "audio": [], "connected": 0, "participants_cpu": []}
+    result: dict[str, Any] = {
+        "mode": mode,
+        "cpu": [],
+        "fps_median": [],
+        "fps_min": [],
+        "audio": [],
+        "connected": 0,
+        "participants_cpu": [],
+    }
     try:
         url = (await hub.wait_for("READY ", 20)).split()[1]
         for i in range(PARTIES):
-            cmd = [PYTHON, "-m", "bench.meeting", "participant", "--hub", url, "--name", f"p{i}", "--media", str(media)]
+            cmd = [
+                PYTHON,
+                "-m",
+                "bench.meeting",
+                "participant",
+                "--hub",
+                url,
+                "--name",
+                f"p{i}",
+                "--media",
+                str(media),
+            ]
             parts.append(await spawn(f"p{i}-{mode}", cmd, wd, stdin=True))
         ids = [(await p.wait_for("PUBLISHED ", 30)).split()[1] for p in parts]
         for i, p in enumerate(parts):
@@ -284,20 +320,31 @@ async def run(quick: bool = False) -> None:
     results = [await measure(mode, media, wd, runs, window) for mode in ("forward", "encode")]
     rows = []
     for r in results:
-        name = {"forward": "forward (zzhub `Publications`)", "encode": "baseline: decode once, encode per receiver"}[r["mode"]]
+        name = {
+            "forward": "forward (zzhub `Publications`)",
+            "encode": "baseline: decode once, encode per receiver",
+        }[r["mode"]]
         if r["cpu"]:
-            rows.append(f"| {name} | {median(r['cpu']):.1f} % | {median(r['fps_median']):.1f} | "
-                        f"{median(r['fps_min']):.1f} | {median(r['audio']):.1f} | {r['connected']} of {PARTIES * PARTIES} | "
-                        f"{median(r['participants_cpu']):.0f} % |")
+            rows.append(
+                f"| {name} | {median(r['cpu']):.1f} % | {median(r['fps_median']):.1f} | "
+                f"{median(r['fps_min']):.1f} | {median(r['audio']):.1f} | {r['connected']} of {PARTIES * PARTIES} | "
+                f"{median(r['participants_cpu']):.0f} % |"
+            )
         else:
             rows.append(f"| {name} | failed: {r.get('error', '?')} | | | | | |")
     base = results[1]
-    lost = (f"; {PARTIES * PARTIES - base['connected']} of its {PARTIES * PARTIES} peers did not connect"
-            if base["cpu"] and base["connected"] < PARTIES * PARTIES else "")
+    lost = (
+        f"; {PARTIES * PARTIES - base['connected']} of its {PARTIES * PARTIES} peers did not connect"
+        if base["cpu"] and base["connected"] < PARTIES * PARTIES
+        else ""
+    )
     fwd = results[0]
     ok = bool(fwd["cpu"]) and median(fwd["cpu"]) < 40 and median(fwd["fps_min"]) >= FPS * 0.95
-    verdict = ("Target met: hub under 40 % of one core, every receiver at the publishers' full frame rate."
-               if ok else "**Target missed** (hub ≥ 40 % of one core or a receiver below 95 % of 25 fps).")
+    verdict = (
+        "Target met: hub under 40 % of one core, every receiver at the publishers' full frame rate."
+        if ok
+        else "**Target missed** (hub ≥ 40 % of one core or a receiver below 95 % of 25 fps)."
+    )
     body = f"""
 {PARTIES} aiortc participants (one process each) publish 1280x720 {FPS} fps H.264 (~1.5 Mbit/s) + Opus
 from a pre-encoded file and each receive the other {PARTIES - 1}: {PARTIES * (PARTIES - 1)} video and
@@ -316,12 +363,18 @@ how much was left for the hub. In the baseline aiortc encodes each receiver's H.
 Opus in its default thread pool: encodes queue behind each other and receivers get a fraction
 of the frames{lost}. Audio is forwarded (each browser mixes the other five), never mixed or re-encoded by the hub.
 """
-    write_section("meeting", "Meeting: 6-party 720p room, forwarding vs an encoder per receiver",
-                  "python -m bench.meeting" + (" --quick" if quick else ""), body)
+    write_section(
+        "meeting",
+        "Meeting: 6-party 720p room, forwarding vs an encoder per receiver",
+        "python -m bench.meeting" + (" --quick" if quick else ""),
+        body,
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("role", nargs="?", default="bench", choices=("bench", "hub", "participant"))
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--mode", choices=("forward", "encode"), default="forward")

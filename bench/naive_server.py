@@ -36,8 +36,12 @@ async def whep(request: web.Request) -> web.Response:
     transceiver.setCodecPreferences([c for c in caps.codecs if c.mimeType == "video/H264"])
     await pc.setRemoteDescription(offer)
     await pc.setLocalDescription(await pc.createAnswer())
-    return web.Response(status=201, text=pc.localDescription.sdp,
-                        content_type="application/sdp", headers={"Location": "/whep/x"})
+    return web.Response(
+        status=201,
+        text=pc.localDescription.sdp,
+        content_type="application/sdp",
+        headers={"Location": "/whep/x"},
+    )
 
 
 async def main(args: argparse.Namespace) -> None:

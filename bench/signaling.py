@@ -38,7 +38,7 @@ def _pct(values: list[float], q: float) -> float:
 
 async def _measure(kind: str, total: int) -> dict[str, float]:
     from config.schema import Role
-    from hub.auth import TokenIssuer
+    from hub.core.auth import TokenIssuer
 
     wd = workdir(f"signaling-{kind}")
     issuer = TokenIssuer(SECRET, 3600)
@@ -147,7 +147,7 @@ async def run(quick: bool = False) -> None:
     verdict = "met" if hub_p99 <= 100 and total >= 5000 else "MISSED"
     body = f"""{total} WebSocket clients ({CLIENT_PROCS} processes) connected to one server; {EVENTS} events, 0.5 s apart; delay = arrival − the event's `at` (same host clock). {runs} run(s); medians of the runs' percentiles (each run's p99 in brackets). CPU = the server process over the event window.
 
-Clients (bench/ws_clients.py) speak RFC 6455 on a bare asyncio Protocol, time-stamp each frame on arrival and parse it only after the run: on these 2 cores they share the CPU with the server, and aiohttp client sockets (used before 2026-11-23) cost more than the server being measured (p99 then: hub 365 ms, floor 327 ms). The hub frames an event once and writes the same bytes to every socket whose send buffer is not backed up (`hub/ws.py`, `WsClient.direct`); the baseline awaits `send_str` per socket.
+Clients (bench/ws_clients.py) speak RFC 6455 on a bare asyncio Protocol, time-stamp each frame on arrival and parse it only after the run: on these 2 cores they share the CPU with the server, and aiohttp client sockets (used before 2026-11-23) cost more than the server being measured (p99 then: hub 365 ms, floor 327 ms). The hub frames an event once and writes the same bytes to every socket whose send buffer is not backed up (`hub/http/ws.py`, `WsClient.direct`); the baseline awaits `send_str` per socket.
 
 | server | p50 | p99 | max | events received / expected | server CPU |
 |---|---|---|---|---|---|

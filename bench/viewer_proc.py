@@ -72,8 +72,11 @@ async def packets_received(pcs: list[RTCPeerConnection]) -> int:
     total = 0
     for pc in pcs:
         report = await pc.getStats()
-        total += sum(int(getattr(s, "packetsReceived", 0)) for s in report.values()
-                     if s.type == "inbound-rtp")
+        total += sum(
+            int(getattr(s, "packetsReceived", 0))
+            for s in report.values()
+            if s.type == "inbound-rtp"
+        )
     return total
 
 
@@ -100,8 +103,16 @@ async def main(args: argparse.Namespace) -> None:
             line = (await loop.run_in_executor(None, sys.stdin.readline)).strip()
             if line == "mark":
                 connected = sum(pc.connectionState == "connected" for pc in pcs)
-                print(json.dumps({"frames": COUNTER.frames, "connected": connected,
-                                  "packets": await packets_received(pcs)}), flush=True)
+                print(
+                    json.dumps(
+                        {
+                            "frames": COUNTER.frames,
+                            "connected": connected,
+                            "packets": await packets_received(pcs),
+                        }
+                    ),
+                    flush=True,
+                )
             elif line in ("quit", ""):
                 break
         for pc in pcs:

@@ -68,8 +68,15 @@ async def _mark(procs: list[Proc]) -> list[dict[str, int]]:
     return list(await asyncio.gather(*(one(p) for p in procs)))
 
 
-async def measure(series: Series, pid: int, steps: tuple[int, ...], viewer_args: list[str],
-                  wd: Path, runs: int, window: float) -> None:
+async def measure(
+    series: Series,
+    pid: int,
+    steps: tuple[int, ...],
+    viewer_args: list[str],
+    wd: Path,
+    runs: int,
+    window: float,
+) -> None:
     procs: list[Proc] = []
     total = 0
     try:
@@ -80,8 +87,14 @@ async def measure(series: Series, pid: int, steps: tuple[int, ...], viewer_args:
             while total < target:
                 count = min(PER_PROCESS, target - total)
                 name = f"{series.name}-viewers{len(procs) + len(new)}"
-                new.append(await spawn(name, [PYTHON, "-m", "bench.viewer_proc", "--count",
-                                              str(count), *viewer_args], wd, stdin=True))
+                new.append(
+                    await spawn(
+                        name,
+                        [PYTHON, "-m", "bench.viewer_proc", "--count", str(count), *viewer_args],
+                        wd,
+                        stdin=True,
+                    )
+                )
                 total += count
             procs += new
             try:
@@ -97,8 +110,9 @@ async def measure(series: Series, pid: int, steps: tuple[int, ...], viewer_args:
                     before = await _mark(procs)
                     step.runs.append((await cpu_percent([pid], window))[0])
                     after = await _mark(procs)
-                    frames = sum(a["frames"] - b["frames"]
-                                 for a, b in zip(after, before, strict=True))
+                    frames = sum(
+                        a["frames"] - b["frames"] for a, b in zip(after, before, strict=True)
+                    )
                     fps_runs.append(frames / window / target)
                     step.connected = sum(a["connected"] for a in after)
             except (TimeoutError, RuntimeError, ConnectionError) as err:
@@ -107,9 +121,12 @@ async def measure(series: Series, pid: int, steps: tuple[int, ...], viewer_args:
                 print(f"  {series.name} {target} viewers: {step.error}", flush=True)
                 return
             step.cpu, step.fps = median(step.runs), median(fps_runs)
-            print(f"  {series.name} {target} viewers: cpu {step.cpu:.1f} % "
-                  f"(runs {', '.join(f'{r:.1f}' for r in step.runs)}), "
-                  f"{step.fps:.1f} fps/viewer, {step.connected} connected", flush=True)
+            print(
+                f"  {series.name} {target} viewers: cpu {step.cpu:.1f} % "
+                f"(runs {', '.join(f'{r:.1f}' for r in step.runs)}), "
+                f"{step.fps:.1f} fps/viewer, {step.connected} connected",
+                flush=True,
+            )
     finally:
         for p in procs:
             if p.proc.returncode is None:
@@ -129,8 +146,10 @@ def _cell(series: Series, n: int) -> str:
 
 def report(series: list[Series], camera_cpu: float, runs: int, window: float) -> str:
     counts = sorted({s.viewers for x in series for s in x.steps})
-    lines = ["| viewers | " + " | ".join(x.name for x in series) + " |",
-             "|---" * (len(series) + 1) + "|"]
+    lines = [
+        "| viewers | " + " | ".join(x.name for x in series) + " |",
+        "|---" * (len(series) + 1) + "|",
+    ]
     for n in counts:
         lines.append(f"| {n} | " + " | ".join(_cell(x, n) for x in series) + " |")
     hub, others = series[0], {x.name: x for x in series[1:]}
@@ -141,11 +160,15 @@ def report(series: list[Series], camera_cpu: float, runs: int, window: float) ->
         f"{runs} windows of {window:.0f} s) and frames completed per viewer per second "
         "(25 expected). Viewers: aiortc peers, 10 per process, receiving RTP with the "
         "receiver's decoder swapped for a frame counter (no decoding).",
-        "", *lines, "",
+        "",
+        *lines,
+        "",
         f"Camera (GStreamer x264, one shared encoder) used {camera_cpu:.0f} % of a core "
-        "over the whole run.", "",
+        "over the whole run.",
+        "",
         "Per extra viewer (first to last step): "
-        + ", ".join(f"{k} {v:.2f} %" for k, v in per.items()) + ".",
+        + ", ".join(f"{k} {v:.2f} %" for k, v in per.items())
+        + ".",
     ]
     hub_pv = per[hub.name]
     verdict = "met" if hub_pv <= 0.3 else "MISSED"
@@ -177,8 +200,15 @@ async def run(quick: bool = False) -> None:
         hub = await start_hub(wd, {"cam": url})
         try:
             whep = f"{hub.base}/api/cameras/cam/whep"
-            await measure(hub_series, hub.proc.pid, steps,
-                          ["--whep", whep, "--token", hub.token], wd, runs, window)
+            await measure(
+                hub_series,
+                hub.proc.pid,
+                steps,
+                ["--whep", whep, "--token", hub.token],
+                wd,
+                runs,
+                window,
+            )
         finally:
             await hub.stop()
         janus_series = Series("Janus")
@@ -189,26 +219,39 @@ async def run(quick: bool = False) -> None:
             janus_series.error = str(err)
         else:
             try:
-                await measure(janus_series, janus.proc.pid, steps,
-                              ["--janus", janus.api, "--mountpoint", str(janus.mountpoint)],
-                              wd, runs, window)
+                await measure(
+                    janus_series,
+                    janus.proc.pid,
+                    steps,
+                    ["--janus", janus.api, "--mountpoint", str(janus.mountpoint)],
+                    wd,
+                    runs,
+                    window,
+                )
             finally:
                 await janus.stop()
         naive_series = Series("naive aiortc (encode per viewer)")
         results.append(naive_series)
-        naive = await spawn("naive", [PYTHON, "-m", "bench.naive_server", "--camera", url,
-                                      "--port", str(free_port())],
-                            wd)
+        naive = await spawn(
+            "naive",
+            [PYTHON, "-m", "bench.naive_server", "--camera", url, "--port", str(free_port())],
+            wd,
+        )
         try:
             endpoint = (await naive.wait_for("READY", 30)).split()[1]
             await asyncio.sleep(2)  # MediaPlayer opens the RTSP URL (blocks 1-2 s)
-            await measure(naive_series, naive.pid, naive_steps, ["--whep", endpoint], wd,
-                          runs, window)
+            await measure(
+                naive_series, naive.pid, naive_steps, ["--whep", endpoint], wd, runs, window
+            )
         finally:
             await naive.stop()
         camera_cpu = 100 * (cpu_seconds(camera.pid) - camera_start) / (time.monotonic() - started)
     finally:
         await camera.stop()
     cmd = "python -m bench viewers" + (" --quick" if quick else "")
-    write_section("viewers", "viewers — hub CPU per extra passthrough viewer", cmd,
-                  report(results, camera_cpu, runs, window) + f"\n\nLogs: `{wd}`")
+    write_section(
+        "viewers",
+        "viewers — hub CPU per extra passthrough viewer",
+        cmd,
+        report(results, camera_cpu, runs, window) + f"\n\nLogs: `{wd}`",
+    )

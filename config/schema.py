@@ -208,7 +208,7 @@ class WebRTCConfig(Strict):
     session_timeout: float = Field(30.0, gt=0, description="seconds to reach ICE connected")
     # lean RTP send loop for passthrough viewers (signaling/fastpath.py); false: aiortc's own
     fast_rtp: bool = True
-    turn: TurnConfig | None = None  # time-limited TURN credentials for clients (hub/turn.py)
+    turn: TurnConfig | None = None  # time-limited TURN credentials for clients (hub/core/turn.py)
 
 
 class StreamsConfig(Strict):
@@ -228,7 +228,7 @@ class StreamsConfig(Strict):
 
 
 class RecordingConfig(Strict):
-    """The recorder (streams/recorder.py) and its store (hub/recordings.py)."""
+    """The recorder (streams/recorder.py) and its store (hub/recordings/service.py)."""
 
     dir: str = Field("", description="recordings root; empty: DATA_DIR/recordings")
     segment_seconds: float = Field(60.0, ge=2, le=3600, description="cut on the next keyframe")
@@ -284,7 +284,7 @@ class WallConfig(Strict):
 
 
 class CallsConfig(Strict):
-    """Calls and roll calls (hub/calls.py, hub/rollcall.py)."""
+    """Calls and roll calls (hub/calls/service.py, hub/rollcalls/service.py)."""
 
     ring_timeout: float = Field(30.0, ge=1, le=600, description="seconds a call rings (missed)")
     rollcall_timeout: float = Field(
@@ -294,13 +294,19 @@ class CallsConfig(Strict):
 
 
 PETITION_CATEGORIES = (
-    "wage_arrears", "land", "neighbours", "family", "property", "labour", "other"
+    "wage_arrears",
+    "land",
+    "neighbours",
+    "family",
+    "property",
+    "labour",
+    "other",
 )
 DEADLINE_RE = re.compile(r"^(\d+(\.\d+)?)(h|wd)$")
 
 
 class PetitionsConfig(Strict):
-    """视频接访 (hub/petitions.py): queue routing, 限时办结 deadlines, working days."""
+    """视频接访 (hub/petitions/service.py): queue routing, 限时办结 deadlines, working days."""
 
     # a village or township code (prefix) → the township or county centre whose queue takes
     # its requests; the longest matching prefix wins; default: the requester's township
@@ -357,7 +363,7 @@ class PetitionsConfig(Strict):
 
 
 class NoticesConfig(Strict):
-    """Notices (信息发布, hub/notices.py)."""
+    """Notices (信息发布, hub/notices/service.py)."""
 
     max_attachment_bytes: int = Field(
         10_000_000, ge=1024, le=1_000_000_000, description="largest notice attachment"
@@ -366,7 +372,7 @@ class NoticesConfig(Strict):
 
 class RedisConfig(Strict):
     url: str | None = None
-    # scale-out (hub/cluster.py): this node's id (empty: HOSTNAME-PORT) and the base URL other
+    # scale-out (hub/cluster/): this node's id (empty: HOSTNAME-PORT) and the base URL other
     # nodes reach it on (empty: derived from http.host/port and TLS)
     node_id: str = Field("", pattern=r"^[A-Za-z0-9_.:-]{0,64}$")
     advertise_url: str = ""
@@ -404,8 +410,9 @@ class HubConfig(Strict):
             if wall.centre not in centres:
                 raise ValueError(f"wall {wall.id!r}: centre {wall.centre} is not in centres")
             if len(wall.cameras) > wall.layout:
-                raise ValueError(f"wall {wall.id!r}: {len(wall.cameras)} cameras for "
-                                 f"{wall.layout} tiles")
+                raise ValueError(
+                    f"wall {wall.id!r}: {len(wall.cameras)} cameras for {wall.layout} tiles"
+                )
             for cam in wall.cameras:
                 if cam and cam not in cameras:
                     raise ValueError(f"wall {wall.id!r}: unknown camera {cam!r}")

@@ -10,45 +10,35 @@ from pathlib import Path
 from aiohttp import web
 
 from config.schema import HubConfig
-from hub import cluster_relay, petitions_app, recordings_app, rooms_app, walls_app
-from hub.api import audit as audit_api
-from hub.api import broadcasts as broadcasts_api
-from hub.api import calls as calls_api
-from hub.api import cameras as camera_api
-from hub.api import notices as notices_api
-from hub.api import petitions as petitions_api
-from hub.api import recordings as recordings_api
-from hub.api import rollcalls as rollcalls_api
-from hub.api import rooms as rooms_api
-from hub.api import system as system_api
-from hub.auth import AuthError, TokenIssuer
-from hub.cameras import Camera, CameraRegistry
-from hub.centres import CentreTree
-from hub.cluster import cluster_ctx
-from hub.cluster_cameras import remote_cameras_ctx
-from hub.cluster_presence import cluster_presence_ctx
-from hub.cluster_proxy import cluster_proxy_ctx, owner_proxy
-from hub.db import Database
-from hub.errors import ApiError, Handler, error_middleware
-from hub.events import EventBus
-from hub.keys import (
-    CAMERAS,
-    CENTRES,
-    CONFIG,
-    DB,
-    EVENTS,
-    PRESENCE,
-    PRINCIPAL,
-    ROOMS,
-    STARTED,
-    TOKENS,
-    USERS,
-    WHEP,
-    WS,
-)
-from hub.presence import Presence
-from hub.rooms import Rooms
-from hub.ws import WsRouter, register_builtin, ws_handler
+from hub.broadcasts import api as broadcasts_api
+from hub.calls import api as calls_api
+from hub.cameras import api as camera_api
+from hub.cameras.service import CAMERAS, WHEP, Camera, CameraRegistry
+from hub.cluster import relay as cluster_relay
+from hub.cluster.cameras import remote_cameras_ctx
+from hub.cluster.presence import cluster_presence_ctx
+from hub.cluster.proxy import cluster_proxy_ctx, owner_proxy
+from hub.cluster.service import cluster_ctx
+from hub.core.auth import PRINCIPAL, TOKENS, USERS, AuthError, TokenIssuer
+from hub.core.centres import CENTRES, CentreTree
+from hub.core.db import DB, Database
+from hub.core.errors import ApiError, Handler, error_middleware
+from hub.core.events import EVENTS, EventBus
+from hub.core.presence import PRESENCE, Presence
+from hub.core.state import CONFIG, STARTED
+from hub.http import audit as audit_api
+from hub.http import system as system_api
+from hub.http.ws import WS, WsRouter, register_builtin, ws_handler
+from hub.notices import api as notices_api
+from hub.petitions import api as petitions_api
+from hub.petitions import app as petitions_app
+from hub.recordings import api as recordings_api
+from hub.recordings import app as recordings_app
+from hub.rollcalls import api as rollcalls_api
+from hub.rooms import api as rooms_api
+from hub.rooms import app as rooms_app
+from hub.rooms.model import ROOMS, Rooms
+from hub.walls import app as walls_app
 from signaling.ice import resolve_addresses, use_host_addresses
 from signaling.whep import WhepSession, WhepSessions
 

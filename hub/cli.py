@@ -58,8 +58,7 @@ def missing_native_library() -> str | None:
             package = LIBRARY_PACKAGES.get(found.group(1))
             hint = f"apt-get install {package}" if package else f"apt-file search {library}"
             return (
-                f"cannot load {module!r}: the system library {library} is missing "
-                f"({hint}): {text}"
+                f"cannot load {module!r}: the system library {library} is missing ({hint}): {text}"
             )
     return None
 
@@ -85,7 +84,7 @@ async def _serve(config: HubConfig, banner: list[str]) -> None:
     app = build_app(config)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    from hub.tls import server_ssl_context
+    from hub.core.tls import server_ssl_context
 
     ssl_context = server_ssl_context(config.http)
     site = web.TCPSite(runner, config.http.host, config.http.port, ssl_context=ssl_context)
@@ -150,7 +149,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from hub.auth import TokenIssuer
+    from hub.core.auth import TokenIssuer
 
     config = _load(args.config)
     if not args.centre.isdigit() or len(args.centre) not in (6, 9, 12):
@@ -178,7 +177,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_hash_password(args: argparse.Namespace) -> int:
-    from hub.auth import hash_password
+    from hub.core.auth import hash_password
 
     password = args.password if args.password is not None else sys.stdin.readline().rstrip("\n")
     print(hash_password(password))
@@ -187,7 +186,7 @@ def cmd_hash_password(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Exit 0 when everything checks out, 1 when a problem is found (each one named)."""
-    from hub.verify import verify_audit, verify_path
+    from hub.recordings.verify import verify_audit, verify_path
 
     if args.audit:
         if not args.config:
@@ -215,7 +214,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_cert(args: argparse.Namespace) -> int:
-    from hub.tls import install_hints, make_certificates, split_names
+    from hub.core.tls import install_hints, make_certificates, split_names
 
     try:
         files = make_certificates(Path(args.out), split_names(args.names), args.days)

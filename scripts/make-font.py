@@ -61,8 +61,9 @@ def main() -> int:
         from fontTools import subset
         from fontTools.ttLib import TTCollection
     except ImportError:
-        print("make-font: needs fontTools and brotli (pip install fonttools brotli)",
-              file=sys.stderr)
+        print(
+            "make-font: needs fontTools and brotli (pip install fonttools brotli)", file=sys.stderr
+        )
         return 2
     if not args.source.exists():
         print(f"make-font: {args.source} missing (apt-get install fonts-noto-cjk)", file=sys.stderr)

@@ -3,7 +3,7 @@
 URL: `hubrelay://NODE:TOKEN@HOST:PORT/CAMERA[?tls=1&ca=/etc/zzhub/tls/ca.crt]`. TOKEN is an
 admin bearer token of the owning hub (`zzhub token --role admin …`; kept as the URL's password
 so it is redacted in logs and the API); `tls=1` uses HTTPS, verified against `ca` when given.
-The owning node streams the camera's own encoded packets (hub/cluster_relay.py) and this
+The owning node streams the camera's own encoded packets (hub/cluster/relay.py) and this
 source hands them to the local Stream unchanged: the local Relay then serves every local
 viewer, recorder and detector, so the owning node sees one consumer per pulling node.
 

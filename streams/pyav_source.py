@@ -147,8 +147,9 @@ class PyAVSource:
         await run_in_thread(f"pyav-{self.options.name}", lambda e, s: self._read(sink, e, s))
 
     def _read(self, sink: PacketSink, emit: Emit, stop: threading.Event) -> None:
-        demux = _Demux(self.url, self.label, open_options(self.url, self.options),
-                       self.options.timeout)
+        demux = _Demux(
+            self.url, self.label, open_options(self.url, self.options), self.options.timeout
+        )
         try:
             if stop.is_set():
                 raise Stopped

@@ -9,7 +9,7 @@ It is an ordinary relay consumer (bounded queue, resumes at a keyframe after a d
   `post_event` seconds after the last trigger, then closes the segment.
 
 The same class records any Relay (a hearing participant's track): the caller chooses the
-source name and folder (see `hub/recordings.py`, `record_room`).
+source name and folder (see `hub/recordings/service.py`, `record_room`).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ A recording folder (one source, one UTC day) holds its segments and `manifest.js
 line per closed segment (name, SHA-256, bytes, time range) or per deletion (retention), each
 line carrying `prev` (the previous line's `chain`) and its own `chain` =
 SHA-256(prev + canonical JSON of the line without `chain`). An export carries the same entries
-in `manifest.json` after a header that seeds the chain. `hub/verify.py` checks both offline.
+in `manifest.json` after a header that seeds the chain. `zzhub verify` checks both offline.
 
 Everything here blocks (file I/O, hashing): call it from a thread.
 """

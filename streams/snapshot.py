@@ -84,13 +84,15 @@ def _encode_jpeg(frame: av.VideoFrame, max_width: int | None, quality: int) -> b
     return bytes(cast(npt.NDArray[np.uint8], jpeg).tobytes())
 
 
-def _snapshot(info: StreamInfo, packets: list[Packet], max_width: int | None,
-              quality: int) -> bytes:
+def _snapshot(
+    info: StreamInfo, packets: list[Packet], max_width: int | None, quality: int
+) -> bytes:
     return _encode_jpeg(_first_frame(info, packets), max_width, quality)
 
 
-async def snapshot_jpeg(info: StreamInfo, gop: list[Packet], *, max_width: int | None = None,
-                        quality: int = 80) -> bytes:
+async def snapshot_jpeg(
+    info: StreamInfo, gop: list[Packet], *, max_width: int | None = None, quality: int = 80
+) -> bytes:
     """A JPEG of the cached keyframe (`Relay.gop()`), scaled down to `max_width` if given."""
     if info.codec not in DECODABLE:
         raise SnapshotUnavailable(f"cannot decode {info.codec} for a snapshot")

@@ -46,8 +46,15 @@ LOOP_SECONDS = 4.0
 Image = npt.NDArray[np.uint8]
 Encoded = tuple[bytes, bool]  # (Annex-B or JPEG data, keyframe)
 # 75 % colour bars, BGR: white, yellow, cyan, green, magenta, red, blue
-BARS = [(191, 191, 191), (0, 191, 191), (191, 191, 0), (0, 191, 0), (191, 0, 191), (0, 0, 191),
-        (191, 0, 0)]
+BARS = [
+    (191, 191, 191),
+    (0, 191, 191),
+    (191, 191, 0),
+    (0, 191, 0),
+    (191, 0, 191),
+    (0, 0, 191),
+    (191, 0, 0),
+]
 
 
 SCENES = ("bars", "static", "intruder", "solid")
@@ -106,9 +113,14 @@ class SyntheticParams:
             raise SourceError(f"synthetic camera: codec must be h264, hevc or mjpeg ({url!r})")
         if params.scene not in SCENES:
             raise SourceError(f"synthetic camera: scene must be one of {', '.join(SCENES)}")
-        if not (16 <= params.width <= 4096 and 16 <= params.height <= 4096
-                and 1 <= params.fps <= 120 and params.gop >= 1 and params.bitrate > 0
-                and 0 < params.loop <= 60):
+        if not (
+            16 <= params.width <= 4096
+            and 16 <= params.height <= 4096
+            and 1 <= params.fps <= 120
+            and params.gop >= 1
+            and params.bitrate > 0
+            and 0 < params.loop <= 60
+        ):
             raise SourceError(f"synthetic camera: parameters out of range ({url!r})")
         return params
 
@@ -145,10 +157,17 @@ class Painter:
         line_h = int(36 * self.scale)
         cv2.rectangle(img, (0, 0), (int(420 * self.scale), line_h * len(lines) + 10), (0, 0, 0), -1)
         for i, text in enumerate(lines):
-            cv2.putText(img, text, (8, line_h * (i + 1)), cv2.FONT_HERSHEY_SIMPLEX,
-                        self.scale, (255, 255, 255), max(1, int(2 * self.scale)), cv2.LINE_AA)
+            cv2.putText(
+                img,
+                text,
+                (8, line_h * (i + 1)),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                self.scale,
+                (255, 255, 255),
+                max(1, int(2 * self.scale)),
+                cv2.LINE_AA,
+            )
         return img
-
 
     def _scene(self, index: int) -> Image:
         """The still scenes (static, intruder, solid): nothing moves but the intruder."""
@@ -156,8 +175,16 @@ class Painter:
         if p.scene == "solid":
             img: Image = np.empty((p.height, p.width, 3), np.uint8)
             img[:] = p.colour
-            cv2.putText(img, p.name, (4, max(12, p.height // 20)), cv2.FONT_HERSHEY_SIMPLEX,
-                        max(0.3, p.height / 1000), (255, 255, 255), 1, cv2.LINE_AA)
+            cv2.putText(
+                img,
+                p.name,
+                (4, max(12, p.height // 20)),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                max(0.3, p.height / 1000),
+                (255, 255, 255),
+                1,
+                cv2.LINE_AA,
+            )
             return img
         img = self._room().copy()
         seconds = (index % self.period) / p.fps
@@ -176,10 +203,19 @@ class Painter:
             room = np.repeat(np.repeat(ramp[None, :, None], p.height, 0), 3, 2)
             w, h = p.width, p.height
             cv2.rectangle(room, (w // 10, h // 10), (w // 4, h // 3), (90, 120, 150), -1)
-            cv2.rectangle(room, (w * 3 // 4, h * 2 // 3), (w * 9 // 10, h * 9 // 10),
-                          (120, 150, 90), -1)
-            cv2.putText(room, p.name, (8, max(16, int(30 * self.scale))),
-                        cv2.FONT_HERSHEY_SIMPLEX, self.scale, (0, 0, 0), 2, cv2.LINE_AA)
+            cv2.rectangle(
+                room, (w * 3 // 4, h * 2 // 3), (w * 9 // 10, h * 9 // 10), (120, 150, 90), -1
+            )
+            cv2.putText(
+                room,
+                p.name,
+                (8, max(16, int(30 * self.scale))),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                self.scale,
+                (0, 0, 0),
+                2,
+                cv2.LINE_AA,
+            )
             self._room_image = room
         return room
 
@@ -199,11 +235,18 @@ class Encoder:
         ctx.thread_count = 1  # sliced threads + in-band SPS break pictures (MEDIA-NOTES)
         gop = f"keyint={params.gop}:min-keyint={params.gop}:scenecut=0"
         if params.codec is Codec.H264:  # constrained baseline: no B-frames
-            ctx.options = {"preset": "ultrafast", "tune": "zerolatency", "profile": "baseline",
-                           "x264-params": f"{gop}:repeat-headers=1"}
+            ctx.options = {
+                "preset": "ultrafast",
+                "tune": "zerolatency",
+                "profile": "baseline",
+                "x264-params": f"{gop}:repeat-headers=1",
+            }
         elif params.codec is Codec.HEVC:
-            ctx.options = {"preset": "ultrafast", "tune": "zerolatency",
-                           "x265-params": f"{gop}:bframes=0:repeat-headers=1:log-level=error"}
+            ctx.options = {
+                "preset": "ultrafast",
+                "tune": "zerolatency",
+                "x265-params": f"{gop}:bframes=0:repeat-headers=1:log-level=error",
+            }
         self.ctx = ctx
         self.period = CLOCK_RATE // params.fps
 
@@ -289,8 +332,9 @@ class SyntheticSource:
 
     def info(self, packets: list[Encoded]) -> StreamInfo:
         p = self.params
-        return StreamInfo(p.codec, p.width, p.height, float(p.fps),
-                          parameter_sets(p.codec, packets[0][0]))
+        return StreamInfo(
+            p.codec, p.width, p.height, float(p.fps), parameter_sets(p.codec, packets[0][0])
+        )
 
     async def run(self, sink: PacketSink) -> None:
         self.check()
@@ -300,8 +344,9 @@ class SyntheticSource:
             return
         loop = encoded_loop(self.params)
         got: list[list[Encoded]] = []
-        await run_in_thread(f"synthetic-encode-{self.params.name}",
-                            lambda _e, stop: got.append(loop.packets(stop)))
+        await run_in_thread(
+            f"synthetic-encode-{self.params.name}", lambda _e, stop: got.append(loop.packets(stop))
+        )
         packets = got[0]
         sink.on_info(self.info(packets))
         clock = asyncio.get_running_loop()
@@ -336,7 +381,12 @@ class SyntheticSource:
                 if not informed:
                     emit(functools.partial(sink.on_info, self.info([(data, keyframe)])))
                     informed = True
-                packet = Packet(data, index * encoder.period, keyframe, captured=now,
-                                meta={"capture_ms": int(now * 1000)})
+                packet = Packet(
+                    data,
+                    index * encoder.period,
+                    keyframe,
+                    captured=now,
+                    meta={"capture_ms": int(now * 1000)},
+                )
                 emit(functools.partial(sink.on_packet, packet))
             index += 1

@@ -38,8 +38,16 @@ Item = tuple[StreamInfo, Packet]
 class Transcoder:
     """Decode `source` once, encode H.264 once, publish to `output` (see the module docstring)."""
 
-    def __init__(self, source: Relay, output: Relay, *, name: str, fps: float | None = None,
-                 bitrate: int = 1_500_000, queue_size: int = 25) -> None:
+    def __init__(
+        self,
+        source: Relay,
+        output: Relay,
+        *,
+        name: str,
+        fps: float | None = None,
+        bitrate: int = 1_500_000,
+        queue_size: int = 25,
+    ) -> None:
         self.source = source
         self.output = output
         self.name = name
@@ -86,9 +94,14 @@ class Transcoder:
         self._force_keyframe.set()
 
     def stats(self) -> dict[str, int]:
-        return {"frames_in": self.frames_in, "frames_out": self.frames_out,
-                "drops": self.drops, "errors": self.errors, "queued": self._queue.qsize(),
-                "keyframes_forced": self.keyframes_forced}
+        return {
+            "frames_in": self.frames_in,
+            "frames_out": self.frames_out,
+            "drops": self.drops,
+            "errors": self.errors,
+            "queued": self._queue.qsize(),
+            "keyframes_forced": self.keyframes_forced,
+        }
 
     async def _run(self) -> None:
         consumer = self.source.subscribe(f"transcode:{self.name}")
@@ -167,9 +180,18 @@ class Transcoder:
                     picture.pict_type = PictureType.I
                 for out in encoder.encode(picture):
                     out_pts = out.pts if out.pts is not None else pts
-                    self._publish(emit, Packet(bytes(out), out_pts, out.is_keyframe,
-                                               captured=packet.captured, meta=packet.meta),
-                                  fps, (width, height))
+                    self._publish(
+                        emit,
+                        Packet(
+                            bytes(out),
+                            out_pts,
+                            out.is_keyframe,
+                            captured=packet.captured,
+                            meta=packet.meta,
+                        ),
+                        fps,
+                        (width, height),
+                    )
         raise Stopped
 
     def _encoder(self, width: int, height: int, fps: float) -> VideoCodecContext:
@@ -180,8 +202,12 @@ class Transcoder:
         encoder.gop_size = max(1, round(KEYFRAME_SECONDS * fps))
         encoder.bit_rate = self.bitrate
         encoder.thread_count = 1  # sliced threads + in-band SPS break pictures (MEDIA-NOTES)
-        encoder.options = {"preset": "ultrafast", "tune": "zerolatency", "profile": "baseline",
-                           "forced-idr": "1"}
+        encoder.options = {
+            "preset": "ultrafast",
+            "tune": "zerolatency",
+            "profile": "baseline",
+            "forced-idr": "1",
+        }
         self._info_sent = None  # a new encoder starts a new stream: publish its info
         return encoder
 

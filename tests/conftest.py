@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from config import HubConfig, parse_config
 from config.schema import Role
 from hub.app import build_app
-from hub.auth import TokenIssuer
+from hub.core.auth import TokenIssuer
 
 SECRET = "test-secret-0123456789abcdef-0123456789"
 COUNTY, TOWN, OTHER_TOWN, VILLAGE = "410922", "410922100", "410922101", "410922100201"

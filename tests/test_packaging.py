@@ -89,7 +89,9 @@ def _run(
         args, cwd=cwd, env=env or _env(), capture_output=True, text=True, timeout=timeout,
         check=False,
     )  # fmt: skip
-    assert done.returncode == code, f"{shlex.join(args)}: exit {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    assert done.returncode == code, (
+        f"{shlex.join(args)}: exit {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    )
     return done
 
 
@@ -137,7 +139,7 @@ def test_the_wheel_holds_every_package_and_the_console(installed: Installed) -> 
 
 
 def test_the_installed_package_is_the_wheel_not_the_work_tree(installed: Installed) -> None:
-    code = "import hub.app, hub.api, streams, signaling, config; print(hub.app.__file__)"
+    code = "import hub.app, hub.petitions.api, streams, signaling, config; print(hub.app.__file__)"
     where = _run(installed.bin("python"), "-c", code, cwd=installed.venv).stdout.strip()
     assert Path(where).is_relative_to(installed.site), where
 

@@ -38,7 +38,9 @@ CHROMIUM_ARGS = [
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    mark = requires_system(os.path.exists(CHROMIUM), f"{CHROMIUM} is missing (apt-get install chromium)")
+    mark = requires_system(
+        os.path.exists(CHROMIUM), f"{CHROMIUM} is missing (apt-get install chromium)"
+    )
     for item in items:
         if "browser" in item.keywords:
             item.add_marker(mark)

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from hub import keys
-from hub.keys import WHEP
+from hub.cameras.service import WHEP
+from hub.core.events import EVENTS
 from tests.browser.conftest import Hub
 from tests.conftest import COUNTY, TOWN, VILLAGE
 
@@ -252,7 +252,7 @@ async def test_cluster_banner_shows_while_redis_is_unreachable(
             # a duplicate id this node reports (cluster.conflict, county scope) gets its line
             twin = {"kind": "petition", "item": "410922100201-20261123-0001",
                     "node": "county-b", "here": "county-a", "at": 0}  # fmt: skip
-            served.app[keys.EVENTS].publish("cluster.conflict", COUNTY, twin)
+            served.app[EVENTS].publish("cluster.conflict", COUNTY, twin)
             line = await page.wait_for_selector(
                 "#cluster-banner:not([hidden]) .cluster-conflict", timeout=15_000
             )

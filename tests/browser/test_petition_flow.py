@@ -19,7 +19,7 @@ from aiohttp import web
 
 from config import parse_config
 from hub.app import build_app
-from hub.verify import verify_path
+from hub.recordings.verify import verify_path
 from tests.browser.conftest import (
     PEOPLE_PASSWORD,
     Hub,

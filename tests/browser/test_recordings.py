@@ -13,9 +13,10 @@ from aiohttp import web
 
 from config import parse_config
 from config.schema import Role
-from hub import keys
 from hub.app import build_app
-from hub.auth import TokenIssuer
+from hub.core.auth import TokenIssuer
+from hub.recordings.playback import PLAYBACKS
+from hub.recordings.service import RECORDINGS
 from tests.conftest import COUNTY, SECRET, topology
 
 pytestmark = pytest.mark.browser
@@ -59,7 +60,7 @@ async def test_recordings_page_plays_from_a_moment(
 ) -> None:
     url, app = rec_url
     deadline = time.monotonic() + 30
-    while app[keys.RECORDINGS].segments_closed < 3:
+    while app[RECORDINGS].segments_closed < 3:
         assert time.monotonic() < deadline, "nothing recorded"
         await asyncio.sleep(0.3)
     context = await browser.new_context(
@@ -96,7 +97,7 @@ async def test_recordings_page_plays_from_a_moment(
     print(f"playback: first frame decoded {first * 1000:.0f} ms after the click")
     assert first < 1.0, f"first frame after {first:.2f} s"
     session = await page.evaluate("window.zzhubRecordings.session")
-    playback = app[keys.PLAYBACKS].get(session)
+    playback = app[PLAYBACKS].get(session)
     assert playback is not None
     assert abs(playback.start_ms - start_ms) < 1000  # whole seconds from the input
     await page.wait_for_function("document.getElementById('rec-position').textContent !== ''")
@@ -111,6 +112,6 @@ async def test_recordings_page_plays_from_a_moment(
     assert download.suggested_filename.endswith(".mp4")
     await page.click("#rec-stop")
     await asyncio.sleep(0.5)
-    assert app[keys.PLAYBACKS].get(session) is None
+    assert app[PLAYBACKS].get(session) is None
     await context.close()
     assert not errors, errors

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from hub.keys import WS
+from hub.http.ws import WS
 from tests.browser.conftest import People, wait_until
 from tests.conftest import VILLAGE
 

@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
-from hub.keys import ALERTS, DUTY, WHEP
+from hub.alerts.service import ALERTS
+from hub.cameras.service import WHEP
+from hub.duty.service import DUTY
 from tests.browser.conftest import Hub, serve_hub
 from tests.conftest import TOWN, topology
 

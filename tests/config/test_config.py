@@ -118,7 +118,7 @@ def test_check_command_exit_codes(tmp_path: Path) -> None:
 
 
 def test_token_command_prints_a_token_the_hub_accepts() -> None:
-    from hub.auth import TokenIssuer
+    from hub.core.auth import TokenIssuer
 
     res = run_cli(
         "token",

@@ -11,9 +11,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from config import parse_config
+from hub.alerts.service import ALERTS
 from hub.app import build_app
-from hub.events import Event, Subscription
-from hub.keys import ALERTS, EVENTS
+from hub.core.events import EVENTS, Event, Subscription
 from tests.conftest import COUNTY, OTHER_TOWN, TOWN, topology
 from tests.fixtures.camera import RtspCamera, requires_rtsp_camera
 

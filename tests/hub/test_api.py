@@ -9,7 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from config.schema import Role
-from hub.auth import TokenIssuer
+from hub.core.auth import TokenIssuer
 from tests.conftest import COUNTY, OTHER_TOWN, TOWN, VILLAGE
 
 Client = TestClient[Any, Any]

@@ -18,11 +18,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from config import parse_config
-from hub import keys
 from hub.app import build_app
-from hub.audit import AuditLog
-from hub.db import Database
-from hub.verify import verify_audit
+from hub.core.audit import AUDIT, AuditLog
+from hub.core.db import Database
+from hub.recordings.verify import verify_audit
 from tests.conftest import COUNTY, TOWN, VILLAGE, topology
 from tests.fixtures.webrtc import WhepViewer
 
@@ -129,7 +128,7 @@ async def test_whep_view_start_and_stop_are_audited(token: Callable[..., str]) -
             await viewer.wait_frames(3, timeout=20)
             await viewer.stop()
         await asyncio.sleep(0.3)
-        rows = await app[keys.AUDIT].rows(COUNTY, actor="watcher")
+        rows = await app[AUDIT].rows(COUNTY, actor="watcher")
         assert [r["action"] for r in rows] == ["view.stop", "view.start"]
         assert all(r["target"] == "camera:town-cam" and r["centre"] == TOWN for r in rows)
         assert rows[0]["details"]["session"] == rows[1]["details"]["session"]

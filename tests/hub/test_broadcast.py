@@ -15,10 +15,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from aiortc import RTCSessionDescription
 
 from config import parse_config
-from hub.api.broadcasts import BROADCASTS
 from hub.app import build_app
-from hub.auth import Principal
-from hub.keys import ROOM_MEDIA, TOKENS
+from hub.broadcasts.api import BROADCASTS
+from hub.core.auth import TOKENS, Principal
+from hub.rooms.service import ROOM_MEDIA
 from tests.conftest import COUNTY, TOWN, VILLAGE, topology
 from tests.signaling.test_publish_peers import Publisher, Subscriber
 
@@ -195,9 +195,13 @@ def _p(client: Client, member: Member) -> Principal:
 async def test_room_endpoints_refuse_broadcast_rooms(token: Callable[..., str]) -> None:
     """Joining or publishing a broadcast through the generic room endpoints would skip
     attendance and the stage rule: they answer 409 and name the right endpoints."""
-    async with TestClient(TestServer(build_app(parse_config(topology())), host="127.0.0.1")) as client:
+    async with TestClient(
+        TestServer(build_app(parse_config(topology())), host="127.0.0.1")
+    ) as client:
         host = {"Authorization": f"Bearer {token('dispatcher', COUNTY, 'county-d')}"}
-        resp = await client.post("/api/broadcasts", json={"title": "培训", "centres": [VILLAGE]}, headers=host)
+        resp = await client.post(
+            "/api/broadcasts", json={"title": "培训", "centres": [VILLAGE]}, headers=host
+        )
         assert resp.status == 201, await resp.text()
         room = (await resp.json())["room"]
         viewer = {"Authorization": f"Bearer {token('terminal', VILLAGE, 'village-t')}"}
@@ -205,6 +209,8 @@ async def test_room_endpoints_refuse_broadcast_rooms(token: Callable[..., str]) 
         assert resp.status == 409
         assert "/api/broadcasts" in (await resp.json())["error"]["message"]
         resp = await client.post(
-            f"/api/rooms/{room}/publish", data="v=0", headers={**viewer, "Content-Type": "application/sdp"}
+            f"/api/rooms/{room}/publish",
+            data="v=0",
+            headers={**viewer, "Content-Type": "application/sdp"},
         )
         assert resp.status == 409

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from hub.api.broadcasts import BROADCASTS
 from hub.app import build_app
-from hub.keys import ROOMS
+from hub.broadcasts.api import BROADCASTS
+from hub.rooms.model import ROOMS
 from tests.conftest import COUNTY, OTHER_TOWN, TOWN, VILLAGE
 from tests.hub.test_broadcast import Member, config, wait_for
 

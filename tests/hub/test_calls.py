@@ -19,9 +19,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from config import HubConfig, parse_config
 from config.schema import Role
 from hub.app import build_app
-from hub.auth import Principal
-from hub.keys import CALLS, PRESENCE, ROOMS
-from hub.presence import Status
+from hub.calls.service import CALLS
+from hub.core.auth import Principal
+from hub.core.presence import PRESENCE, Status
+from hub.rooms.model import ROOMS
 from tests.conftest import COUNTY, OTHER_TOWN, TOWN, VILLAGE, topology
 
 Client = TestClient[Any, Any]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from config import HubConfig
-from hub.cameras import Camera, CameraRegistry
+from hub.cameras.service import Camera, CameraRegistry
 
 
 async def test_each_status_listener_hears_every_change(hub_config: HubConfig) -> None:

@@ -17,9 +17,9 @@ import redis
 from aiohttp.test_utils import TestClient, TestServer
 
 from config import parse_config
-from hub import keys
 from hub.app import build_app
-from hub.cluster import Cluster, ClusterState
+from hub.cluster.service import CLUSTER, Cluster, ClusterState
+from hub.core.events import EVENTS
 from tests.conftest import COUNTY, VILLAGE, topology
 from tests.fixtures.system import requires_system
 
@@ -111,7 +111,7 @@ async def two_nodes(redis_server: RedisProcess) -> AsyncIterator[tuple[Node, Nod
 
 
 def cluster(node: Node) -> Cluster:
-    found: Cluster = node.app[keys.CLUSTER]
+    found: Cluster = node.app[CLUSTER]
     return found
 
 
@@ -178,9 +178,9 @@ async def test_no_loops_and_user_addressing(
     a, b = two_nodes
     async with b.ws_connect(f"/ws?token={token(user='alice')}") as ws_b:
         assert (await ws_b.receive_json())["type"] == "hello"
-        a.app[keys.EVENTS].publish("test.ping", COUNTY, {"n": 1}, to_users={"alice"})
-        a.app[keys.EVENTS].publish("test.ping", COUNTY, {"n": 2}, to_users={"bob"})
-        a.app[keys.EVENTS].publish("test.ping", COUNTY, {"n": 3})
+        a.app[EVENTS].publish("test.ping", COUNTY, {"n": 1}, to_users={"alice"})
+        a.app[EVENTS].publish("test.ping", COUNTY, {"n": 2}, to_users={"bob"})
+        a.app[EVENTS].publish("test.ping", COUNTY, {"n": 3})
         first = await next_event(ws_b, "test.ping")
         second = await next_event(ws_b, "test.ping")
         assert [first["data"]["n"], second["data"]["n"]] == [1, 3]
@@ -238,10 +238,10 @@ async def test_redis_away_degrades_then_recovers_and_resyncs(
         # local features go on: the API, and events published on node B reach its clients
         resp = await b.get("/api/cameras", headers=auth())
         assert resp.status == 200 and len(await resp.json()) == 4
-        b.app[keys.EVENTS].publish("test.local", COUNTY, {"n": 1})
+        b.app[EVENTS].publish("test.local", COUNTY, {"n": 1})
         assert (await next_event(ws_b, "test.local"))["data"] == {"n": 1}
         # meanwhile node A queues what other nodes should hear
-        a.app[keys.EVENTS].publish("test.queued", COUNTY, {"n": 2})
+        a.app[EVENTS].publish("test.queued", COUNTY, {"n": 2})
         await asyncio.sleep(2)
         await asyncio.to_thread(redis_server.start)  # an empty Redis: nothing survived
         resync = await next_event(ws_b, "cluster.resync", timeout=15)
@@ -253,7 +253,7 @@ async def test_redis_away_degrades_then_recovers_and_resyncs(
         assert r.smembers("zzhub:nodes") == {"node-a", "node-b"}
         assert r.hget("zzhub:owner:camera", "county-cam") in ("node-a", "node-b")
         # cross-node events flow again
-        a.app[keys.EVENTS].publish("test.after", COUNTY, {"n": 3})
+        a.app[EVENTS].publish("test.after", COUNTY, {"n": 3})
         assert (await next_event(ws_b, "test.after"))["data"] == {"n": 3}
     assert (await health(b))["cluster"] == "up"
     assert cluster(b).reconnects >= 1

@@ -22,13 +22,14 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from config import parse_config
 from config.schema import Role
-from hub import keys
 from hub.app import build_app
-from hub.auth import Principal
-from hub.cluster import ClusterState
-from hub.cluster_cameras import RemoteCameras
-from hub.rooms import RoomKind
-from hub.turn import turn_password
+from hub.cameras.service import CAMERAS
+from hub.cluster.cameras import REMOTE_CAMERAS, RemoteCameras
+from hub.cluster.service import ClusterState
+from hub.core.auth import Principal
+from hub.core.turn import turn_password
+from hub.rooms.model import ROOMS, RoomKind
+from hub.walls.service import WALLS
 from signaling.ice import use_host_addresses
 from streams.stream import StreamState
 from tests.conftest import COUNTY, TOWN, VILLAGE, topology
@@ -70,7 +71,7 @@ def node_app(redis_url: str, node: str, cameras: dict[str, list[dict[str, Any]]]
 
 
 def remote(node: Node) -> RemoteCameras:
-    found: RemoteCameras = node.app[keys.REMOTE_CAMERAS]
+    found: RemoteCameras = node.app[REMOTE_CAMERAS]
     return found
 
 
@@ -117,7 +118,7 @@ async def test_viewers_on_b_share_one_relay_leg_from_a(
     assert listed["a-hall"]["node"] == "node-a" and listed["a-hall"]["available"] is True
     assert listed["a-hall"]["centre"] == COUNTY and listed["a-hall"]["name"] == "县大厅 (A)"
     assert listed["b-town"]["node"] == "node-b" and listed["b-town"]["available"] is True
-    assert b.app[keys.CAMERAS].get("a-hall") is None  # nothing about it in B's config
+    assert b.app[CAMERAS].get("a-hall") is None  # nothing about it in B's config
     use_host_addresses(["127.0.0.1"])
     url = str(b.make_url("/api/cameras/a-hall/whep"))
     async with aiohttp.ClientSession() as http:
@@ -140,7 +141,7 @@ async def test_viewers_on_b_share_one_relay_leg_from_a(
             for viewer in viewers:
                 await viewer.stop()
     # the last viewer on B left: after B's linger the leg closes and A lets its camera go
-    hall = a.app[keys.CAMERAS].get("a-hall")
+    hall = a.app[CAMERAS].get("a-hall")
     assert hall is not None
     await wait_for(lambda: hall.stream.viewers == 0 and hall.stream.relay.stats()["consumers"] == 0)
     remote_hall = remote(b).get("a-hall")
@@ -187,12 +188,12 @@ async def test_a_wall_on_b_shows_a_camera_of_a_over_the_shared_leg(
         try:
             await viewer.start()
             await viewer.wait_frames(5)
-            walls = b.app[keys.WALLS]
+            walls = b.app[WALLS]
             shown = walls.get(wall["id"])
             assert shown is not None
             # both tiles fed: A's camera decoded on B from the one leg A serves
             await wait_for(lambda: shown.source is not None and shown.source.tile_updates > 20)
-            hall = a.app[keys.CAMERAS].get("a-hall")
+            hall = a.app[CAMERAS].get("a-hall")
             assert hall is not None
             await wait_for(lambda: hall.stream.relay.stats()["consumers"] == 1)
             assert (await streams_of(a, auth()))["a-hall"]["consumers"] == 1
@@ -210,7 +211,7 @@ async def test_a_crashed_node_is_swept_once_and_its_legs_resume_when_it_is_back(
     r = redis_server.client()
     # a room on node A whose host watches from node B
     host = Principal("tester", Role.ADMIN, COUNTY)
-    room = a.app[keys.ROOMS].create(host, kind=RoomKind.MEETING)
+    room = a.app[ROOMS].create(host, kind=RoomKind.MEETING)
     await wait_for(lambda: r.hget("zzhub:owner:room", room.id) == "node-a")
     assert json.loads(r.hget("zzhub:room:meta", room.id) or "{}")["audience"] == ["tester"]
     # a viewer on B pulls node A's camera through a leg
@@ -282,7 +283,7 @@ async def test_a_crashed_node_is_swept_once_and_its_legs_resume_when_it_is_back(
         # the leg pulling from A was cut (A's HTTP server still runs: only its cluster died)
         await wait_for(lambda: stream_b.stream.state is not StreamState.ONLINE)
         assert remote(b).legs_cut >= 1
-        hall_a = a.app[keys.CAMERAS].get("a-hall")
+        hall_a = a.app[CAMERAS].get("a-hall")
         assert hall_a is not None
         await wait_for(lambda: hall_a.stream.relay.stats()["consumers"] == 0)
         resp = await b.get("/api/cameras/a-hall/snapshot.jpg", headers=auth())

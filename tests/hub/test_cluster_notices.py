@@ -10,9 +10,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from hub import keys
-from hub.api.notices import NOTICES
-from hub.cluster import ClusterState
+from hub.alerts.service import ALERTS
+from hub.cluster.service import CLUSTER, ClusterState
+from hub.notices.api import NOTICES
 from tests.conftest import COUNTY, OTHER_TOWN, TOWN, VILLAGE
 from tests.hub.test_calls import OTHER_VILLAGE, TERMINALS, V2, V3
 from tests.hub.test_cluster import RedisProcess, free_port, redis_server, wait_for
@@ -176,7 +176,7 @@ async def test_notice_sent_through_node_b_with_an_attachment_of_node_a(
 
     # Redis away: the lists are this node's, marked partial (never 503: `inbox` is no id)
     await asyncio.to_thread(redis_server.stop)
-    await wait_for(lambda: b.app[keys.CLUSTER].state is ClusterState.DEGRADED)
+    await wait_for(lambda: b.app[CLUSTER].state is ClusterState.DEGRADED)
     resp = await village.response("GET", "/api/notices/inbox")
     assert resp.status == 200 and resp.headers["X-Zzhub-Partial"] == "1"
     assert await resp.json() == []
@@ -204,8 +204,8 @@ async def test_alerts_listed_and_acknowledged_across_nodes(
                 pass
         assert msg["data"]["id"] == on_a["id"]
         # two more with a snapshot, one on each node: the ids differ across the nodes
-        raised = await a.app[keys.ALERTS].raise_alert("motion", None, TOWN, {}, JPEG)
-        on_b = await b.app[keys.ALERTS].raise_alert("motion", None, TOWN, {}, JPEG)
+        raised = await a.app[ALERTS].raise_alert("motion", None, TOWN, {}, JPEG)
+        on_b = await b.app[ALERTS].raise_alert("motion", None, TOWN, {}, JPEG)
         assert len({on_a["id"], raised.id, on_b.id}) == 3
 
         listed = await operator.req("GET", "/api/alerts")
@@ -223,15 +223,15 @@ async def test_alerts_listed_and_acknowledged_across_nodes(
         assert snap.status == 200 and await snap.read() == JPEG
         acked = await operator.req("POST", f"/api/alerts/{on_a['id']}/ack")
         assert acked["acknowledged_now"] is True and acked["acked_by"] == "town-op"
-        stored = await a.app[keys.ALERTS].get(on_a["id"])
+        stored = await a.app[ALERTS].get(on_a["id"])
         assert stored is not None and str(stored.status) == "acked"
         assert stored.acked_by == "town-op"
-        assert await b.app[keys.ALERTS].get(on_a["id"]) is None  # never copied to node B
+        assert await b.app[ALERTS].get(on_a["id"]) is None  # never copied to node B
         again = await operator.req("POST", f"/api/alerts/{on_a['id']}/ack")
         assert again["acknowledged_now"] is False
         # node B's own alert, acknowledged through node A
         await admin.req("POST", f"/api/alerts/{on_b.id}/ack")
-        stored_b = await b.app[keys.ALERTS].get(on_b.id)
+        stored_b = await b.app[ALERTS].get(on_b.id)
         assert stored_b is not None and stored_b.acked_by == "admin"
         statuses = {x["id"]: x["status"] for x in await operator.req("GET", "/api/alerts")}
         assert statuses == {on_a["id"]: "acked", raised.id: "open", on_b.id: "acked"}
@@ -245,7 +245,7 @@ async def test_alerts_listed_and_acknowledged_across_nodes(
     dead = {"id": "node-c", "url": f"http://127.0.0.1:{free_port()}", "started": 0}
     r.set("zzhub:node:node-c", json.dumps(dead), px=60_000)
     r.sadd("zzhub:nodes", "node-c")
-    await wait_for(lambda: "node-c" in b.app[keys.CLUSTER].peers)
+    await wait_for(lambda: "node-c" in b.app[CLUSTER].peers)
     resp = await operator.response("GET", "/api/alerts")
     assert resp.status == 200 and resp.headers["X-Zzhub-Partial"] == "1"
     assert resp.headers["X-Zzhub-Nodes-Missing"] == "node-c"

@@ -11,8 +11,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from config import parse_config
-from hub import keys
 from hub.app import build_app
+from hub.cameras.service import CAMERAS
 from streams.hubrelay import HubRelaySource
 from streams.media import Codec, Packet, StreamInfo
 from streams.registry import SourceOptions, redact_url, source_class
@@ -60,7 +60,7 @@ async def test_many_viewers_on_b_one_leg_on_a(
     nodes: tuple[Node, Node, str], auth: Callable[..., dict[str, str]]
 ) -> None:
     a, b, _ = nodes
-    relay_cam = b.app[keys.CAMERAS].get("relay-cam")
+    relay_cam = b.app[CAMERAS].get("relay-cam")
     assert relay_cam is not None
     stream_b = relay_cam.stream
     leases = [stream_b.acquire(f"viewer-{i}", viewer=True) for i in range(5)]
@@ -83,7 +83,7 @@ async def test_many_viewers_on_b_one_leg_on_a(
         for lease in leases:
             lease.release()
     # the last viewer on B leaves: after B's linger the leg closes and A lets the camera go
-    county = a.app[keys.CAMERAS].get("county-cam")
+    county = a.app[CAMERAS].get("county-cam")
     assert county is not None
     await wait_for(lambda: county.stream.viewers == 0)
 

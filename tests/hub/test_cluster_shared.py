@@ -17,12 +17,15 @@ from aiohttp.test_utils import TestClient, TestServer
 from aiortc import RTCSessionDescription
 
 from config import parse_config
-from hub import keys
 from hub.app import build_app
-from hub.cluster import ClusterState
-from hub.cluster_presence import presence_key
-from hub.cluster_proxy import ClusterProxy, peer_ssl
-from hub.tls import make_certificates
+from hub.calls.service import CALLS
+from hub.cluster.presence import presence_key
+from hub.cluster.proxy import CLUSTER_PROXY, ClusterProxy, peer_ssl
+from hub.cluster.service import CLUSTER, ClusterState
+from hub.core.presence import PRESENCE
+from hub.core.tls import make_certificates
+from hub.petitions.service import PETITIONS
+from hub.rooms.model import ROOMS
 from tests.conftest import COUNTY, TOWN, VILLAGE
 from tests.hub.test_calls import TERMINALS, V2, V3, dispatch_topology
 from tests.hub.test_cluster import RedisProcess, free_port, redis_server, wait_for
@@ -62,8 +65,8 @@ async def nodes(redis_server: RedisProcess) -> AsyncIterator[tuple[Node, Node]]:
     a = await start_node(redis_server.url, "node-a")
     b = await start_node(redis_server.url, "node-b")
     try:
-        await wait_for(lambda: set(a.app[keys.CLUSTER].peers) == {"node-b"})
-        await wait_for(lambda: set(b.app[keys.CLUSTER].peers) == {"node-a"})
+        await wait_for(lambda: set(a.app[CLUSTER].peers) == {"node-b"})
+        await wait_for(lambda: set(b.app[CLUSTER].peers) == {"node-a"})
         yield a, b
     finally:
         await b.close()
@@ -71,7 +74,7 @@ async def nodes(redis_server: RedisProcess) -> AsyncIterator[tuple[Node, Node]]:
 
 
 def proxy(node: Node) -> ClusterProxy:
-    found: ClusterProxy = node.app[keys.CLUSTER_PROXY]
+    found: ClusterProxy = node.app[CLUSTER_PROXY]
     return found
 
 
@@ -127,7 +130,7 @@ async def ws_request(ws: WS, type_: str, data: dict[str, Any], want: str = "repl
 
 
 def online_at(node: Node, centre: str) -> set[str]:
-    return {m.user for m in node.app[keys.PRESENCE].online_in(centre)}
+    return {m.user for m in node.app[PRESENCE].online_in(centre)}
 
 
 async def test_presence_of_the_other_node(
@@ -138,7 +141,7 @@ async def test_presence_of_the_other_node(
     ws = await terminal.ws()
     try:
         await wait_for(lambda: online_at(a, VILLAGE) == {TERMINALS[VILLAGE]})
-        member = a.app[keys.PRESENCE].get(TERMINALS[VILLAGE])
+        member = a.app[PRESENCE].get(TERMINALS[VILLAGE])
         assert member is not None and member.node == "node-b" and member.duty
         # node B keeps its members in Redis, for nodes that join later
         stored = redis_server.client().hgetall(presence_key("node-b"))
@@ -181,13 +184,13 @@ async def test_cross_node_call_answered_and_media_through_the_other_node(
         assert ringing["call"] == call["id"] and ringing["auto_answer"] is True
 
         # the call lives on node A: the terminal's requests to node B are forwarded there
-        assert call["id"] not in b.app[keys.CALLS].live() and not b.app[keys.CALLS].live()
+        assert call["id"] not in b.app[CALLS].live() and not b.app[CALLS].live()
         seen = await terminal.req("GET", f"/api/calls/{call['id']}")
         assert seen["state"] == "ringing"
         accepted = await terminal.req("POST", f"/api/calls/{call['id']}/accept")
         assert accepted["state"] == "active"
         assert accepted["targets"][0]["answered_by"] == TERMINALS[VILLAGE]
-        live = {c.id: c for c in a.app[keys.CALLS].live()}
+        live = {c.id: c for c in a.app[CALLS].live()}
         assert str(live[call["id"]].state) == "active"
         assert proxy(b).forwarded >= 2
         update = await next_event(ws, "call.updated")
@@ -195,7 +198,7 @@ async def test_cross_node_call_answered_and_media_through_the_other_node(
 
         # media: the terminal joins and publishes through node B; the room is on node A
         room = call["room"]
-        assert a.app[keys.ROOMS].get(room) is not None and b.app[keys.ROOMS].get(room) is None
+        assert a.app[ROOMS].get(room) is not None and b.app[ROOMS].get(room) is None
         await terminal.req("POST", f"/api/rooms/{room}/join")
         publisher = Publisher()
         answer, location = await terminal.sdp(f"/api/rooms/{room}/publish", await publisher.offer())
@@ -244,7 +247,7 @@ async def test_cross_node_call_answered_and_media_through_the_other_node(
 
 
 def _seat_publishes(node: Node, room_id: str, user: str) -> bool:
-    room = node.app[keys.ROOMS].get(room_id)
+    room = node.app[ROOMS].get(room_id)
     seat = room.seats.get(user) if room is not None else None
     return seat is not None and seat.publication is not None
 
@@ -318,7 +321,7 @@ async def test_one_queue_and_unique_case_codes(
     # taken from node B: the case lives on node A
     taken = await clerk.req("POST", f"/api/petitions/{first['code']}/accept")
     assert taken["status"] == "in_hearing" and taken["host"] == "town-clerk"
-    stored = await a.app[keys.PETITIONS].store.get(first["code"])
+    stored = await a.app[PETITIONS].store.get(first["code"])
     assert stored is not None and str(stored.status) == "in_hearing"
     case = await clerk.req("GET", f"/api/petitions/{first['code']}")
     assert [e["action"] for e in case["timeline"]][-1] == "accept"
@@ -326,7 +329,7 @@ async def test_one_queue_and_unique_case_codes(
     assert [(c["code"], c["position"]) for c in waiting] == [(codes[1], 1), (codes[2], 2)]
     # the hearing room is on node A too, and reachable through node B
     room = await clerk.req("GET", f"/api/rooms/{taken['room']}")
-    assert room["kind"] == "hearing" and a.app[keys.ROOMS].get(taken["room"]) is not None
+    assert room["kind"] == "hearing" and a.app[ROOMS].get(taken["room"]) is not None
 
 
 async def test_proxy_rules(
@@ -358,10 +361,10 @@ async def test_proxy_rules(
     assert seen["id"] == started["id"] and proxy(b).forwarded == before + 2
     # Redis away: objects known here are served, the others answer 503 cluster_degraded
     await asyncio.to_thread(redis_server.stop)
-    await wait_for(lambda: b.app[keys.CLUSTER].state is ClusterState.DEGRADED)
+    await wait_for(lambda: b.app[CLUSTER].state is ClusterState.DEGRADED)
     body = await dispatcher.on(b).req("GET", f"/api/calls/{call['id']}", 503)
     assert body["error"]["code"] == "cluster_degraded"
-    await wait_for(lambda: a.app[keys.CLUSTER].state is ClusterState.DEGRADED)
+    await wait_for(lambda: a.app[CLUSTER].state is ClusterState.DEGRADED)
     assert (await dispatcher.req("GET", f"/api/calls/{call['id']}"))["id"] == call["id"]
     listed = await dispatcher.req("GET", "/api/calls")
     assert listed["partial"] is True and [c["id"] for c in listed["items"]] == [call["id"]]
@@ -387,7 +390,7 @@ async def test_lists_are_partial_without_a_peer(
     dead = {"id": "node-c", "url": f"http://127.0.0.1:{free_port()}", "started": 0}
     r.set("zzhub:node:node-c", json.dumps(dead), px=60_000)
     r.sadd("zzhub:nodes", "node-c")
-    await wait_for(lambda: "node-c" in a.app[keys.CLUSTER].peers)
+    await wait_for(lambda: "node-c" in a.app[CLUSTER].peers)
     listed = await dispatcher.req("GET", "/api/calls")
     assert listed["partial"] is True and listed["nodes_missing"] == ["node-c"]
     assert {c["id"] for c in listed["items"]} == {on_a["id"], on_b["id"]}
@@ -401,7 +404,7 @@ async def test_lists_are_partial_without_a_peer(
 
     # node B stopped: its objects are gone from the lists, which still answer
     await b.close()
-    await wait_for(lambda: set(a.app[keys.CLUSTER].peers) == set())
+    await wait_for(lambda: set(a.app[CLUSTER].peers) == set())
     alone = await dispatcher.req("GET", "/api/calls")
     assert [c["id"] for c in alone["items"]] == [on_a["id"]] and alone["partial"] is False
     assert await clerk.req("GET", "/api/petitions") == []
@@ -414,8 +417,8 @@ async def test_without_redis_nothing_is_forwarded_or_merged(
     resp = await client.get("/api/calls", headers=auth())
     body = await resp.json()
     assert resp.status == 200 and body["partial"] is False and body["nodes_missing"] == []
-    assert keys.CLUSTER_PROXY in client.app and not client.app[keys.CLUSTER_PROXY].active
-    assert client.app[keys.PRESENCE].remote is None
+    assert CLUSTER_PROXY in client.app and not client.app[CLUSTER_PROXY].active
+    assert client.app[PRESENCE].remote is None
     resp = await client.get("/api/petitions", headers=auth())
     assert resp.status == 200 and "X-Zzhub-Partial" not in resp.headers
 
@@ -449,9 +452,7 @@ async def test_pending_rings_checks_rooms_and_broadcasts_of_every_node(
             on_b["id"],
         }
         # node A's own answer (asked as a peer) holds only its call
-        resp = await a.get(
-            "/api/calls/pending", headers={**village.headers, "X-Zzhub-Local": "1"}
-        )
+        resp = await a.get("/api/calls/pending", headers={**village.headers, "X-Zzhub-Local": "1"})
         assert [r["call"] for r in await resp.json()] == [call["id"]]
 
         rc = await dispatcher.req("POST", "/api/rollcalls", 201, json={"centres": [V2]})
@@ -493,20 +494,16 @@ async def test_twin_case_codes_from_degraded_mode_are_reported(
     sockets = {node: await admins[node].ws() for node in (a, b)}
     try:
         await asyncio.to_thread(redis_server.stop)
-        await wait_for(
-            lambda: all(n.app[keys.CLUSTER].state is ClusterState.DEGRADED for n in (a, b))
-        )
+        await wait_for(lambda: all(n.app[CLUSTER].state is ClusterState.DEGRADED for n in (a, b)))
         on_a = await kiosk.req("POST", "/api/petitions", 201, json={"category": "land"})
         on_b = await kiosk.on(b).req("POST", "/api/petitions", 201, json={"category": "land"})
         code = on_a["code"]
         assert on_b["code"] == code  # the hazard itself
         await asyncio.to_thread(redis_server.start)  # an empty Redis: both re-claim
-        await wait_for(
-            lambda: sum(n.app[keys.CLUSTER].conflicts_total for n in (a, b)) == 1, timeout=15
-        )
-        loser = a if a.app[keys.CLUSTER].conflicts_total else b
+        await wait_for(lambda: sum(n.app[CLUSTER].conflicts_total for n in (a, b)) == 1, timeout=15)
+        loser = a if a.app[CLUSTER].conflicts_total else b
         winner = b if loser is a else a
-        winner_id = winner.app[keys.CLUSTER].node.id
+        winner_id = winner.app[CLUSTER].node.id
         event = await next_event(sockets[loser], "cluster.conflict")
         assert (event["kind"], event["item"], event["node"]) == ("petition", code, winner_id)
         state = await admins[loser].req("GET", "/api/cluster")
@@ -516,7 +513,7 @@ async def test_twin_case_codes_from_degraded_mode_are_reported(
         ]
         assert redis_server.client().hget("zzhub:owner:petition", code) == winner_id
         # a later re-claim (the next Redis blip) does not report it again
-        loser_cluster = loser.app[keys.CLUSTER]
+        loser_cluster = loser.app[CLUSTER]
         assert loser_cluster.redis is not None
         await loser_cluster._claim_all(loser_cluster.redis)
         assert loser_cluster.conflicts_total == 1 and len(loser_cluster.conflicts) == 1
@@ -525,7 +522,7 @@ async def test_twin_case_codes_from_degraded_mode_are_reported(
             case = await admins[node].req("GET", f"/api/petitions/{code}")
             assert case["code"] == code
         metrics = await (await admins[loser].response("GET", "/metrics")).text()
-        loser_id = loser.app[keys.CLUSTER].node.id
+        loser_id = loser.app[CLUSTER].node.id
         assert f'zzhub_cluster_conflicts_total{{node="{loser_id}"}} 1.0' in metrics
         await admins[a].req("GET", "/api/cluster", 200)
         await Person(a, token("operator", COUNTY, "op")).req("GET", "/api/cluster", 403)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from hub.db import Database
-from hub.events import EventBus
+from hub.core.db import Database
+from hub.core.events import EventBus
 
 
 async def test_migrations_run_once_and_survive_reopen(tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from config import parse_config
 from hub.app import build_app
-from hub.events import Event, Subscription
-from hub.keys import DUTY, EVENTS
+from hub.core.events import EVENTS, Event, Subscription
+from hub.duty.service import DUTY
 from tests.conftest import COUNTY, OTHER_TOWN, TOWN, VILLAGE, topology
 
 Client = TestClient[Any, Any]

@@ -8,13 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from config.schema import Role
-from hub import keys
-from hub.auth import Principal
-from hub.rooms import RoomKind
+from hub.core.auth import Principal
+from hub.petitions.service import PETITIONS
+from hub.rooms.model import ROOMS, RoomKind
 from tests.conftest import COUNTY
 
 NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
@@ -75,7 +74,7 @@ async def test_every_family_parses(
     client: TestClient[Any, Any], auth: Callable[..., dict[str, str]]
 ) -> None:
     app = client.app
-    rooms = app[keys.ROOMS]
+    rooms = app[ROOMS]
     host = Principal("host", Role.DISPATCHER, COUNTY)
     room = rooms.create(host, kind=RoomKind.MEETING, title="周例会")
     rooms.join(room, host)
@@ -125,10 +124,7 @@ async def test_sla_counts_of_a_service_are_exported(
         def sla_counts(self) -> dict[str, int]:
             return {"on_time": 3, "overdue": 1}
 
-    key = getattr(keys, "PETITIONS", None)
-    if not isinstance(key, web.AppKey):
-        pytest.skip("no PETITIONS key yet (issue: petitions)")
-    client.app._state[key] = Petitions()  # after startup the app is frozen; a test stand-in
+    client.app._state[PETITIONS] = Petitions()  # after startup the app is frozen; a test stand-in
     families = parse(await (await client.get("/metrics", headers=auth())).text())
     samples = dict(families["zzhub_sla_items"]["samples"])
     assert samples['service="petitions",status="overdue"'] == 1.0

@@ -13,7 +13,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from config import parse_config
 from hub.app import build_app
-from hub.keys import AUDIT, EVENTS
+from hub.core.audit import AUDIT
+from hub.core.events import EVENTS
 from tests.conftest import COUNTY, OTHER_TOWN, TOWN, VILLAGE, topology
 
 Client = TestClient[Any, Any]

@@ -13,16 +13,16 @@ import pytest
 from config import parse_config
 from config.loader import ConfigError
 from config.schema import PetitionsConfig, Role
-from hub.auth import Principal
-from hub.centres import CentreTree
-from hub.db import Database
-from hub.events import EventBus
-from hub.petitions import Petitions
-from hub.petitions_deadlines import Deadlines, colour
-from hub.petitions_model import Case, Category, Outcome
-from hub.petitions_store import CaseStore
-from hub.petitions_watch import PetitionWatch
-from hub.rooms import Rooms
+from hub.core.auth import Principal
+from hub.core.centres import CentreTree
+from hub.core.db import Database
+from hub.core.events import EventBus
+from hub.petitions.deadlines import Deadlines, colour
+from hub.petitions.model import Case, Category, Outcome
+from hub.petitions.service import Petitions
+from hub.petitions.store import CaseStore
+from hub.petitions.watch import PetitionWatch
+from hub.rooms.model import Rooms
 from tests.conftest import COUNTY, OTHER_TOWN, TOWN, VILLAGE, topology
 
 TZ = ZoneInfo("Asia/Shanghai")

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from config.schema import Role
-from hub.auth import TokenIssuer
+from hub.core.auth import TokenIssuer
 from tests.conftest import SECRET, TOWN, VILLAGE, topology
 from tests.hub.test_recording_crash import start_hub
 

@@ -15,8 +15,10 @@ import av
 from aiohttp.test_utils import TestClient, TestServer
 
 from hub.app import build_app
-from hub.keys import AUDIT, HEARINGS, RECORDINGS
-from hub.verify import verify_path
+from hub.core.audit import AUDIT
+from hub.petitions.hearing import HEARINGS
+from hub.recordings.service import RECORDINGS
+from hub.recordings.verify import verify_path
 from tests.conftest import TOWN, VILLAGE
 from tests.hub.test_petitions_api import petition_config
 from tests.hub.test_rooms_api import Person

@@ -14,7 +14,7 @@ from pathlib import Path
 import av
 import yaml
 
-from hub.verify import verify_path
+from hub.recordings.verify import verify_path
 from streams.recorder_manifest import MANIFEST, read_jsonl, truncate_incomplete
 from tests.conftest import topology
 

@@ -14,10 +14,12 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from config import parse_config
-from hub import keys
 from hub.app import build_app
-from hub.recordings_index import SegmentRow, coverage
-from hub.verify import verify_path
+from hub.core.events import EVENTS
+from hub.core.state import CONFIG
+from hub.recordings.service import RECORDINGS
+from hub.recordings.store import SegmentRow, coverage
+from hub.recordings.verify import verify_path
 from streams.recorder_writer import Segment
 from streams.relay import Relay
 from tests.conftest import COUNTY, OTHER_TOWN, TOWN, topology
@@ -67,7 +69,7 @@ async def rec_client() -> AsyncIterator[Client]:
 
 
 async def wait_segments(client: Client, camera: str, count: int, timeout: float = 20) -> None:
-    index = client.app[keys.RECORDINGS].index
+    index = client.app[RECORDINGS].index
     deadline = time.monotonic() + timeout
     while True:
         now = int(time.time() * 1000)
@@ -106,7 +108,7 @@ async def test_list_clip_and_export(
     r = await rec_client.get(url, headers=auth(user="exporter"))
     assert r.status == 200, await r.text()
     assert "rec-cam_" in r.headers["Content-Disposition"]
-    clip = Path(rec_client.app[keys.CONFIG].http.data_dir) / "clip.mp4"
+    clip = Path(rec_client.app[CONFIG].http.data_dir) / "clip.mp4"
     clip.write_bytes(await r.read())
     with av.open(str(clip)) as c:
         assert c.metadata["zzhub_camera"] == "rec-cam"
@@ -114,7 +116,7 @@ async def test_list_clip_and_export(
         assert c.metadata["zzhub_from"].startswith(span["from"][:19])
         frames = sum(1 for _ in c.decode(video=0))
     assert frames >= 2 * 25
-    exports = rec_client.app[keys.RECORDINGS].root / ".exports"
+    exports = rec_client.app[RECORDINGS].root / ".exports"
     for _ in range(50):  # the handler removes its temporary file after the last byte
         if not list(exports.iterdir()):
             break
@@ -177,7 +179,7 @@ async def test_refusals_on_posts_and_tags(
 async def test_mark_records_the_pre_event(
     rec_client: Client, auth: Callable[..., dict[str, str]]
 ) -> None:
-    service = rec_client.app[keys.RECORDINGS]
+    service = rec_client.app[RECORDINGS]
     recorder = service.recorders["alert-cam"]
     deadline = time.monotonic() + 15
     while recorder.ring.seconds() < 2.0:
@@ -201,8 +203,8 @@ async def test_quota_deletes_oldest_raises_alert_and_recording_goes_on(
     cfg = parse_config(recording_topology(quota_bytes=60_000, cleanup_interval=0.3))
     app = build_app(cfg)
     async with TestClient(TestServer(app, host="127.0.0.1")):
-        sub = app[keys.EVENTS].subscribe("watcher", COUNTY)
-        service = app[keys.RECORDINGS]
+        sub = app[EVENTS].subscribe("watcher", COUNTY)
+        service = app[RECORDINGS]
         alert = None
         deadline = time.monotonic() + 30
         while alert is None:
@@ -227,7 +229,7 @@ async def test_quota_deletes_oldest_raises_alert_and_recording_goes_on(
 async def test_room_recording_by_tag(
     rec_client: Client, auth: Callable[..., dict[str, str]]
 ) -> None:
-    service = rec_client.app[keys.RECORDINGS]
+    service = rec_client.app[RECORDINGS]
     relay = Relay("participant-1")
     room = await service.record_room(relay, tag="2026民调0042", track="petitioner", centre=TOWN)
     await Feeder(relay).feed(5.0, pace=0.004)
@@ -255,7 +257,7 @@ async def test_room_recording_by_tag(
 
 
 async def test_recover_indexes_a_segment_left_open(rec_client: Client) -> None:
-    service = rec_client.app[keys.RECORDINGS]
+    service = rec_client.app[RECORDINGS]
     await wait_segments(rec_client, "rec-cam", 1)
     done = next(r for r in await service.index.between("rec-cam", 0, 2**62) if r.end_ms)
     data = (service.root / done.name).read_bytes()
@@ -285,7 +287,7 @@ async def _exercise_recording_hub() -> set[asyncio.Task[object]]:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     base = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    service = app[keys.RECORDINGS]
+    service = app[RECORDINGS]
     room = await service.record_room(Relay("p"), tag="case-1", track="p", centre=COUNTY)
     del room  # left running: shutdown must stop it
     deadline = time.monotonic() + 20
@@ -294,7 +296,7 @@ async def _exercise_recording_hub() -> set[asyncio.Task[object]]:
         await asyncio.sleep(0.2)
     rows = await service.index.between("rec-cam", 0, 2**62)
     from config.schema import Role
-    from hub.auth import TokenIssuer
+    from hub.core.auth import TokenIssuer
     from tests.conftest import SECRET
 
     token = TokenIssuer(SECRET, 60).issue("t", Role.ADMIN, COUNTY)

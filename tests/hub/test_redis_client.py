@@ -1,4 +1,4 @@
-"""Cancelling a task in the middle of a Redis command cancels it (hub/redis_client.py).
+"""Cancelling a task in the middle of a Redis command cancels it (hub/cluster/redis_client.py).
 
 Plain redis-py on Python 3.11 loses the cancellation in most of these tries (its writes run
 under `asyncio.wait_for`): the command completes and the task goes on as if never cancelled.
@@ -12,7 +12,7 @@ import random
 import pytest
 import redis.asyncio as aioredis
 
-from hub.redis_client import connect
+from hub.cluster.redis_client import connect
 from tests.hub.test_cluster import RedisProcess, pytestmark, redis_server
 
 __all__ = ["pytestmark", "redis_server"]
@@ -65,7 +65,7 @@ async def test_a_cancelled_command_is_cancelled(redis_server: RedisProcess) -> N
 
 async def test_plain_redis_py_loses_cancellations(redis_server: RedisProcess) -> None:
     """The bug this module works around, shown; skipped once redis-py (or Python: 3.12's
-    wait_for) no longer has it, which says hub/redis_client.py can go."""
+    wait_for) no longer has it, which says hub/cluster/redis_client.py can go."""
     r = aioredis.from_url(redis_server.url, socket_timeout=5)
     try:
         lost, honoured = await cancelled_tries(r)
@@ -73,7 +73,7 @@ async def test_plain_redis_py_loses_cancellations(redis_server: RedisProcess) ->
         await r.aclose()
     assert lost + honoured == TRIES
     if lost == 0:
-        pytest.skip("plain redis-py kept every cancellation: hub/redis_client.py can go")
+        pytest.skip("plain redis-py kept every cancellation: hub/cluster/redis_client.py can go")
 
 
 def test_an_unknown_connection_class_is_refused() -> None:

@@ -19,7 +19,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from config import HubConfig, parse_config
 from hub.app import build_app
-from hub.keys import ROLLCALLS, ROOMS
+from hub.rollcalls.service import ROLLCALLS
+from hub.rooms.model import ROOMS
 from tests.conftest import COUNTY, OTHER_TOWN, TOWN, VILLAGE
 from tests.hub.test_calls import (
     OTHER_VILLAGE,

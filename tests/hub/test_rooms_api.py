@@ -13,7 +13,8 @@ from aiortc import RTCSessionDescription
 
 from config import parse_config
 from hub.app import build_app
-from hub.keys import ROOM_MEDIA, ROOMS
+from hub.rooms.model import ROOMS
+from hub.rooms.service import ROOM_MEDIA
 from tests.conftest import COUNTY, TOWN, VILLAGE, topology
 from tests.fixtures.webrtc import WhepViewer
 from tests.signaling.test_publish_peers import Publisher, Subscriber
@@ -82,7 +83,9 @@ async def test_three_centre_room_everyone_sees_everyone(token: Callable[..., str
         town = Person(client, token("operator", TOWN, "town-op"), "town-op")
         village = Person(client, token("terminal", VILLAGE, "village-t"), "village-t")
         room = await host.call(
-            "POST", "/api/rooms", json={"title": "调度会", "users": ["town-op"], "centres": [VILLAGE]}
+            "POST",
+            "/api/rooms",
+            json={"title": "调度会", "users": ["town-op"], "centres": [VILLAGE]},
         )
         rid = room["id"]
         people = [host, town, village]
@@ -115,7 +118,9 @@ async def test_three_centre_room_everyone_sees_everyone(token: Callable[..., str
             await viewer.stop()
 
             # host controls: mute stops the village microphone being forwarded
-            await host.call("POST", f"/api/rooms/{rid}/control", json={"action": "mute", "user": "village-t"})
+            await host.call(
+                "POST", f"/api/rooms/{rid}/control", json={"action": "mute", "user": "village-t"}
+            )
             media = client.app[ROOM_MEDIA]
             seat = rooms.get(rid).seats["village-t"]  # type: ignore[union-attr]
             pub = media.publications.get(seat.publication or "")
@@ -129,7 +134,9 @@ async def test_three_centre_room_everyone_sees_everyone(token: Callable[..., str
             )
             assert resp.status == 403
             # remove: the seat and its media go
-            await host.call("POST", f"/api/rooms/{rid}/control", json={"action": "remove", "user": "village-t"})
+            await host.call(
+                "POST", f"/api/rooms/{rid}/control", json={"action": "remove", "user": "village-t"}
+            )
             await wait_for(lambda: media.publications.get(seat.publication or "") is None)
             # and what it was receiving stops: a removed user does not keep watching
             await wait_for(
@@ -180,16 +187,22 @@ async def test_bad_room_requests(token: Callable[..., str]) -> None:
         assert resp.status == 403
         room = await (await client.post("/api/rooms", json={}, headers=h)).json()
         resp = await client.post(
-            f"/api/rooms/{room['id']}/publish", data="v=0", headers={**h, "Content-Type": "application/sdp"}
+            f"/api/rooms/{room['id']}/publish",
+            data="v=0",
+            headers={**h, "Content-Type": "application/sdp"},
         )
         assert resp.status == 409  # join first
         await client.post(f"/api/rooms/{room['id']}/join", headers=h)
         resp = await client.post(
-            f"/api/rooms/{room['id']}/publish", data="v=0", headers={**h, "Content-Type": "application/sdp"}
+            f"/api/rooms/{room['id']}/publish",
+            data="v=0",
+            headers={**h, "Content-Type": "application/sdp"},
         )
         assert resp.status == 400 and (await resp.json())["error"]["message"]
         resp = await client.post(
-            f"/api/rooms/{room['id']}/seats/nobody/whep", data="v=0", headers={**h, "Content-Type": "application/sdp"}
+            f"/api/rooms/{room['id']}/seats/nobody/whep",
+            data="v=0",
+            headers={**h, "Content-Type": "application/sdp"},
         )
         assert resp.status == 404
         resp = await client.get(f"/api/rooms/{room['id']}", headers=t)
@@ -201,8 +214,12 @@ async def test_rollcall_answer_with_video_files_a_snapshot(token: Callable[..., 
         host = Person(client, token("dispatcher", COUNTY, "county-d"), "county-d")
         village = Person(client, token("terminal", VILLAGE, "village-t"), "village-t")
         async with ClientSession() as http:
-            ws = await http.ws_connect(client.make_url(f"/ws?token={village.headers['Authorization'][7:]}"))
-            rc = await host.call("POST", "/api/rollcalls", json={"centres": [VILLAGE], "timeout": 30})
+            ws = await http.ws_connect(
+                client.make_url(f"/ws?token={village.headers['Authorization'][7:]}")
+            )
+            rc = await host.call(
+                "POST", "/api/rollcalls", json={"centres": [VILLAGE], "timeout": 30}
+            )
             await village.call("POST", f"/api/rollcalls/{rc['id']}/answer")
             await village.call("POST", f"/api/rooms/{rc['room']}/join")
             await village.publish(rc["room"])

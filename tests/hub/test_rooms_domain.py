@@ -7,9 +7,9 @@ import time
 import pytest
 
 from config.schema import Role
-from hub.auth import Principal
-from hub.events import EventBus
-from hub.rooms import RoomError, RoomKind, Rooms
+from hub.core.auth import Principal
+from hub.core.events import EventBus
+from hub.rooms.model import RoomError, RoomKind, Rooms
 
 HOST = Principal("county-d", Role.DISPATCHER, "410922")
 VILLAGE_T = Principal("village-t", Role.TERMINAL, "410922100201")

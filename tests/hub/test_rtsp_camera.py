@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from config import parse_config
 from hub.app import build_app
-from hub.keys import CAMERAS
+from hub.cameras.service import CAMERAS
 from streams.stream import StreamState
 from tests.conftest import COUNTY, VILLAGE, topology
 from tests.fixtures.camera import RtspCamera, requires_rtsp_camera

@@ -10,7 +10,7 @@ from aiohttp import ClientSession, web
 from config import parse_config
 from config.schema import Role
 from hub.app import build_app
-from hub.auth import TokenIssuer
+from hub.core.auth import TokenIssuer
 from tests.conftest import SECRET, topology
 from tests.fixtures.webrtc import WhepViewer
 

@@ -15,7 +15,7 @@ from cryptography import x509
 from config import ConfigError, parse_config
 from hub.app import build_app
 from hub.cli import main
-from hub.tls import make_certificates, server_ssl_context, split_names
+from hub.core.tls import make_certificates, server_ssl_context, split_names
 from tests.conftest import topology
 
 

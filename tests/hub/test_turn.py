@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from config import ConfigError, parse_config
 from config.schema import WebRTCConfig
 from hub.app import build_app
-from hub.turn import (
+from hub.core.turn import (
     client_ice_servers_for,
     link_header,
     turn_credentials,

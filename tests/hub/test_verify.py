@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from hub.recordings_export import write_export_zip
-from hub.recordings_index import SegmentRow
-from hub.verify import verify_path
+from hub.recordings.export import write_export_zip
+from hub.recordings.store import SegmentRow
+from hub.recordings.verify import verify_path
 from streams.recorder import Recorder
 from streams.recorder_manifest import MANIFEST, ManifestBook
 from streams.recorder_writer import Segment, WriterOptions

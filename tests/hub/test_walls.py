@@ -16,7 +16,8 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from config import parse_config
 from hub.app import build_app
-from hub.keys import PICTURES, WALLS
+from hub.cameras.service import PICTURES
+from hub.walls.service import WALLS
 from tests.conftest import COUNTY, OTHER_TOWN, TOWN, topology
 from tests.fixtures.webrtc import WhepViewer
 

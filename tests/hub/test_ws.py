@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestClient
 
-from hub.keys import EVENTS
+from hub.core.events import EVENTS
 from tests.conftest import COUNTY, OTHER_TOWN, TOWN, VILLAGE
 
 Client = TestClient[Any, Any]

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from config import parse_config
 from hub.app import build_app
-from hub.keys import WHEP
+from hub.cameras.service import WHEP
 from signaling.fastpath import FastSender, h264_payloads
 from streams import h264
 from streams.media import Packet

@@ -15,9 +15,10 @@ from aiohttp import web
 
 from config import parse_config
 from config.schema import Role
-from hub import keys
 from hub.app import build_app
-from hub.auth import TokenIssuer
+from hub.core.audit import AUDIT
+from hub.core.auth import TokenIssuer
+from hub.recordings.playback import PLAYBACKS
 from streams.stream import StreamState
 from tests.conftest import COUNTY, SECRET, TOWN, topology
 from tests.fixtures.webrtc import WhepViewer
@@ -87,7 +88,7 @@ async def test_playback_from_a_moment_with_controls(rec_hub: RecordingHub) -> No
     await viewer.wait_frames(1, timeout=10)
     first_frame = time.monotonic() - posted
     assert first_frame < 3.0, f"first played-back frame after {first_frame:.2f} s"
-    playbacks = rec_hub.app[keys.PLAYBACKS]
+    playbacks = rec_hub.app[PLAYBACKS]
     assert viewer.location is not None
     session = viewer.location.rsplit("/", 1)[-1]
     playback = playbacks.get(session)
@@ -131,14 +132,23 @@ async def test_playback_from_a_moment_with_controls(rec_hub: RecordingHub) -> No
     ws = await rec_hub.http.ws_connect(f"{rec_hub.base}/ws?token={rec_hub.token}")
     assert (await ws.receive_json())["type"] == "hello"
     for i, body in enumerate(({"action": "pause"}, {"action": "resume"}, {"action": "fly"})):
-        await ws.send_json({"v": 1, "id": f"w{i}", "type": "playback.control", "data": {"session": session, **body}})
+        await ws.send_json(
+            {
+                "v": 1,
+                "id": f"w{i}",
+                "type": "playback.control",
+                "data": {"session": session, **body},
+            }
+        )
         reply = await ws.receive_json()
         while reply.get("re") != f"w{i}":
             reply = await ws.receive_json()
         if body["action"] == "fly":
             assert reply["type"] == "error" and reply["error"]["code"] == "bad_data"
         else:
-            assert reply["type"] == "reply" and reply["data"]["paused"] is (body["action"] == "pause")
+            assert reply["type"] == "reply" and reply["data"]["paused"] is (
+                body["action"] == "pause"
+            )
     await ws.close()
     frames = viewer.frames
     await viewer.wait_frames(5, timeout=10)
@@ -147,7 +157,7 @@ async def test_playback_from_a_moment_with_controls(rec_hub: RecordingHub) -> No
     await asyncio.sleep(0.5)
     assert playbacks.get(session) is None
     assert playback.stream.state is StreamState.IDLE
-    rows = await rec_hub.app[keys.AUDIT].rows(COUNTY, actor="reviewer")
+    rows = await rec_hub.app[AUDIT].rows(COUNTY, actor="reviewer")
     assert [r["action"] for r in rows] == ["playback.stop", "playback.start"]
 
 

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from config import parse_config
 from hub.app import build_app
-from hub.keys import CAMERAS, WHEP
+from hub.cameras.service import CAMERAS, WHEP
 from tests.conftest import COUNTY, topology
 from tests.fixtures.webrtc import WhepViewer
 

@@ -223,8 +223,10 @@ async def test_file_source_hevc_mp4(tmp_path: Path) -> None:
 
 def test_hvcc_parser_keeps_parameter_sets_only() -> None:
     vps, sps, pps, sei = b"\x40\x01\xaa", b"\x42\x01\xbb", b"\x44\x01\xcc", b"\x4e\x01\xdd"
-    arrays = b"".join(bytes([0x80 | ((n[0] >> 1) & 0x3F), 0, 1]) + len(n).to_bytes(2, "big") + n
-                      for n in (vps, sps, pps, sei))
+    arrays = b"".join(
+        bytes([0x80 | ((n[0] >> 1) & 0x3F), 0, 1]) + len(n).to_bytes(2, "big") + n
+        for n in (vps, sps, pps, sei)
+    )
     record = b"\x01" + bytes(21) + bytes([4]) + arrays
     assert hevc_parameter_sets_from_hvcc(record) == h264.join_annexb([vps, sps, pps])
     assert hevc_parameter_sets_from_hvcc(h264.join_annexb([vps, sei])) == h264.join_annexb([vps])

@@ -13,7 +13,7 @@ from typing import Any
 import av
 import pytest
 
-from hub.verify import verify_path
+from hub.recordings.verify import verify_path
 from streams import recorder_writer
 from streams.media import CLOCK_RATE, Codec, Packet, StreamInfo
 from streams.recorder import PreEventRing, Recorder, RecorderMode

@@ -96,6 +96,7 @@ async def test_no_keyframe_yet() -> None:
 
 async def test_decoder_is_dropped_and_no_thread_left() -> None:
     info, gop = camera(Codec.HEVC, "640x360")
+
     def ours() -> set[str]:  # the loop's own executor threads (asyncio_N) are not ours
         return {t.name for t in threading.enumerate() if not t.name.startswith("asyncio_")}
 

@@ -35,8 +35,9 @@ async def collect(url: str, want: int, within: float = 10.0) -> RecordingSink:
 
 
 def test_url_parameters() -> None:
-    p = SyntheticParams.from_url("synthetic://hall%201?size=641x360&fps=10&gop=20&bitrate=2M"
-                                 "&codec=h265&live=1&loop=2")
+    p = SyntheticParams.from_url(
+        "synthetic://hall%201?size=641x360&fps=10&gop=20&bitrate=2M&codec=h265&live=1&loop=2"
+    )
     assert (p.name, p.width, p.height, p.fps, p.gop) == ("hall 1", 640, 360, 10, 20)
     assert (p.bitrate, p.codec, p.live, p.loop_frames) == (2_000_000, Codec.HEVC, True, 20)
     defaults = SyntheticParams.from_url("synthetic://x")

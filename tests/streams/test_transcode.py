@@ -157,8 +157,12 @@ async def test_camera_restart_with_new_clock_and_size() -> None:
     increasing and a new StreamInfo (new SPS) is published before the new size's keyframe."""
     small = "synthetic://restart?size=320x240&fps=25&gop=5&loop=0.2&codec=mjpeg"
     large = small.replace("320x240", "640x480")
-    loops = [await asyncio.to_thread(encoded_loop(SyntheticParams.from_url(u)).packets,
-                                     threading.Event()) for u in (small, large)]
+    loops = [
+        await asyncio.to_thread(
+            encoded_loop(SyntheticParams.from_url(u)).packets, threading.Event()
+        )
+        for u in (small, large)
+    ]
     source = Relay("restart")
     infos: list[StreamInfo | None] = []
     async with transcoding(source) as (transcoder, output):

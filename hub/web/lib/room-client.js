@@ -120,7 +120,7 @@ export class RoomClient extends EventTarget {
   apply(room, fresh = true) {
     if (this.closed) return;
     if (room.unavailable) {
-      // its hub node died (hub/cluster.py sweeps it): the media went with it
+      // its hub node died (hub/cluster/service.py sweeps it): the media went with it
       this.room = { ...(this.room || {}), ...room, ended: true };
       this.dispatchEvent(new CustomEvent("room", { detail: { room: this.room } }));
       this._close("unavailable");

@@ -1,1 +1,0 @@
-"""HTTP endpoints, one module per area. Each module exposes `add_routes(app)`."""

@@ -1,0 +1,168 @@
+"""Cameras: listing, snapshots and WHEP live view.
+
+In a hub cluster the cameras other nodes own are listed and viewed here too (with `node` and
+`available`), each through one hub-to-hub relay leg shared by every viewer on this node
+(hub/cluster/cameras.py).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from hub.cameras.service import CAMERAS, WHEP, Camera
+from hub.cluster.cameras import REMOTE_CAMERAS, RemoteCamera
+from hub.cluster.service import CLUSTER
+from hub.core.audit import AUDIT
+from hub.core.auth import principal
+from hub.core.errors import ApiError
+from hub.core.state import CONFIG
+from hub.core.turn import client_ice_servers_for, link_header
+from signaling.whep import OfferError
+from streams.snapshot import SnapshotUnavailable
+from streams.stream import StreamState
+
+
+def visible_camera(request: web.Request) -> Camera:
+    """The camera named in the path, if it is this node's and the caller may see it. 404
+    either way otherwise, so a caller cannot probe which ids exist outside its scope."""
+    p = principal(request)
+    cam = request.app[CAMERAS].get(request.match_info["camera"])
+    if cam is None or not p.can_see(cam.centre):
+        raise ApiError(404, f"no camera {request.match_info['camera']!r} in your scope")
+    return cam
+
+
+async def viewable_camera(request: web.Request) -> Camera:
+    """Like `visible_camera`, but also another node's camera (a `RemoteCamera`), for live
+    view: listing, snapshots, WHEP."""
+    app = request.app
+    camera_id = request.match_info["camera"]
+    if app[CAMERAS].get(camera_id) is not None or REMOTE_CAMERAS not in app:
+        return visible_camera(request)
+    remote = app[REMOTE_CAMERAS]
+    cam = remote.get(camera_id)
+    if cam is None:
+        await remote.refresh()  # claimed since the last read? (re-read only if it changed)
+        cam = remote.get(camera_id)
+    if cam is None or not principal(request).can_see(cam.centre):
+        raise ApiError(404, f"no camera {camera_id!r} in your scope")
+    return cam
+
+
+def require_node(cam: Camera) -> None:
+    if isinstance(cam, RemoteCamera) and not cam.available:
+        raise ApiError(
+            503,
+            f"camera {cam.id} is on hub node {cam.node}, which is unavailable",
+            "node_unavailable",
+        )
+
+
+async def list_cameras(request: web.Request) -> web.Response:
+    p = principal(request)
+    app = request.app
+    cams = [c.to_json() for c in app[CAMERAS].visible_to(p.centre)]
+    cluster = app.get(CLUSTER)
+    if cluster is not None and cluster.url is not None:
+        for cam in cams:
+            cam["node"], cam["available"] = cluster.node.id, True
+    if REMOTE_CAMERAS in app:
+        cams.extend(app[REMOTE_CAMERAS].visible_to(p.centre))
+    return web.json_response(cams)
+
+
+async def get_camera(request: web.Request) -> web.Response:
+    return web.json_response((await viewable_camera(request)).to_json())
+
+
+async def snapshot(request: web.Request) -> web.Response:
+    cam = await viewable_camera(request)
+    require_node(cam)
+    timeout = request.app[CONFIG].streams.connect_timeout
+    try:
+        jpeg = await cam.snapshot(timeout)
+    except SnapshotUnavailable as err:
+        raise ApiError(503, f"no picture from camera {cam.id}: {err}") from None
+    return web.Response(body=jpeg, content_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+async def whep_offer(request: web.Request) -> web.Response:
+    cam = await viewable_camera(request)  # authorization before the body is read
+    if isinstance(cam, RemoteCamera) and "start" in request.query:
+        raise ApiError(404, f"recordings of camera {cam.id} are kept by hub node {cam.node}")
+    require_node(cam)
+    if request.content_type != "application/sdp":
+        raise ApiError(415, "WHEP offers must be sent as Content-Type: application/sdp")
+    raw = await request.read()
+    try:
+        offer = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "the SDP offer is not UTF-8 text") from None
+    cfg = request.app[CONFIG]
+    stream = cam.stream
+    playback = None
+    if "start" in request.query:  # recorded playback from a moment: hub/recordings/api.py
+        from hub.recordings import api as recordings_api
+
+        stream, playback = await recordings_api.playback_stream(request, cam)
+    if stream.relay.info is None and cfg.streams.first_packet_wait > 0:
+        # learn the codec first so a non-H.264 camera gets its transcoder from the start
+        lease = stream.acquire("whep-probe")
+        try:
+            await stream.wait_state(
+                StreamState.ONLINE, StreamState.OFFLINE, timeout=cfg.streams.first_packet_wait
+            )
+        except TimeoutError:
+            pass
+        finally:
+            lease.release()
+    p = principal(request)
+    try:
+        session, answer = await request.app[WHEP].create(stream, offer, user=p.user)
+    except OfferError as err:
+        raise ApiError(400, str(err)) from None
+    if playback is not None:
+        recordings_api.playback_started(request, playback, session.id)
+    if isinstance(cam, RemoteCamera):  # the audit hook knows this node's cameras only
+        request.app[AUDIT].record(
+            p.user,
+            "view.start",
+            f"camera:{cam.id}",
+            {"session": session.id, "node": cam.node},
+            cam.centre,
+        )
+    location = f"/api/cameras/{cam.id}/whep/{session.id}"
+    headers = {"Location": location, "ETag": f'"{session.id}"'}
+    links = link_header(client_ice_servers_for(cfg.webrtc, p.user))  # incl. TURN credentials
+    if links:
+        headers["Link"] = links
+    return web.Response(status=201, text=answer, content_type="application/sdp", headers=headers)
+
+
+async def whep_delete(request: web.Request) -> web.Response:
+    cam = await viewable_camera(request)
+    p = principal(request)
+    sessions = request.app[WHEP]
+    session = sessions.get(request.match_info["session"])
+    if session is None or session.camera != cam.id:
+        raise ApiError(404, "no such WHEP session")
+    if session.user != p.user and p.role != "admin":
+        raise ApiError(403, "this session belongs to another user")
+    await sessions.close(session.id, reason=f"deleted by {p.user}")
+    return web.Response(status=200)
+
+
+async def whep_patch(request: web.Request) -> web.Response:
+    await viewable_camera(request)
+    raise ApiError(
+        405, "trickle ICE is not supported: send a complete offer", "trickle_unsupported"
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/cameras", list_cameras)
+    app.router.add_get("/api/cameras/{camera}", get_camera)
+    app.router.add_get("/api/cameras/{camera}/snapshot.jpg", snapshot)
+    app.router.add_post("/api/cameras/{camera}/whep", whep_offer)
+    app.router.add_delete("/api/cameras/{camera}/whep/{session}", whep_delete)
+    app.router.add_patch("/api/cameras/{camera}/whep/{session}", whep_patch)

@@ -1,0 +1,200 @@
+"""Cameras as the hub sees them: config + owning centre + the Stream that pulls it, and their
+decoded pictures.
+
+The registry owns every Stream; `close()` stops them all. `PictureSources` holds one
+`DecodedTaps` for the hub (one decode per camera stream), plus the substream `Stream`s,
+pulled only while a tap needs them. Motion analysis and wall tiles read the substream (cheap
+to decode); a focused wall tile or anything asking for `main=True` reads the main stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from config.schema import CameraConfig, HubConfig, RecordMode
+from signaling.whep import WhepSessions
+from streams.decoded import DecodedTaps, FrameListener, TapLease
+from streams.registry import SourceOptions, redact_url
+from streams.snapshot import SnapshotUnavailable, snapshot_jpeg
+from streams.stream import Stream, StreamState
+
+
+@dataclass(eq=False)
+class Camera:
+    config: CameraConfig
+    centre: str
+    stream: Stream
+    _snapshot: tuple[int, bytes] | None = None  # (keyframe counter, jpeg)
+
+    @property
+    def id(self) -> str:
+        return self.config.id
+
+    def status(self) -> str:
+        """online | offline | idle, as the API promises."""
+        state = self.stream.state
+        if state is StreamState.ONLINE:
+            return "online"
+        if state is StreamState.IDLE:
+            return "idle"
+        if state is StreamState.CONNECTING and self.stream.connects <= 1:
+            return "idle"  # first connection attempt under way
+        return "offline"
+
+    def to_json(self) -> dict[str, object]:
+        info = self.stream.relay.info
+        return {
+            "id": self.id,
+            "name": self.config.name,
+            "centre": self.centre,
+            "status": self.status(),
+            "codec": str(info.codec) if info else None,
+            "width": info.width if info else None,
+            "height": info.height if info else None,
+            "fps": round(self.stream.fps, 1) or (info.fps if info else None),
+            "viewers": self.stream.viewers,
+            "record": str(self.config.record),
+            "analyse": self.config.analyse,
+            "url": redact_url(self.config.url),
+            "has_substream": self.config.substream_url is not None,
+            "last_error": self.stream.last_error or None,
+        }
+
+    def cluster_meta(self) -> dict[str, object]:
+        """What other hub nodes list of this camera (hub/cluster/service.py stores it in Redis)."""
+        return {
+            "name": self.config.name,
+            "centre": self.centre,
+            "record": str(self.config.record),
+            "analyse": self.config.analyse,
+        }
+
+    async def snapshot(self, timeout: float) -> bytes:
+        """A JPEG from the cached keyframe; pulls the camera briefly if it is idle."""
+        relay = self.stream.relay
+        with self.stream.acquire("snapshot"):
+            await relay.wait_keyframe(timeout)
+            gop = relay.gop()
+            info = relay.info
+            if info is None or not gop:
+                raise SnapshotUnavailable("the camera has sent no keyframe yet")
+            key = relay.keyframes
+            if self._snapshot is not None and self._snapshot[0] == key:
+                return self._snapshot[1]
+            jpeg = await snapshot_jpeg(info, gop[:1] + gop[1:8])
+            self._snapshot = (key, jpeg)
+            return jpeg
+
+
+class CameraRegistry:
+    def __init__(self, config: HubConfig) -> None:
+        s = config.streams
+        self._cameras: dict[str, Camera] = {}
+        for centre in config.centres:
+            for cam in centre.cameras:
+                stream = Stream(
+                    cam.id,
+                    cam.url,
+                    SourceOptions(name=cam.id, transport=cam.transport, timeout=s.connect_timeout),
+                    linger=s.linger,
+                    always_on=cam.always_on or cam.analyse or cam.record is RecordMode.CONTINUOUS,
+                    instant_start=s.instant_start,
+                    backoff=s.backoff,
+                )
+                self._cameras[cam.id] = Camera(cam, centre.code, stream)
+
+    def on_status(self, listener: Callable[[Camera, str, str], None]) -> None:
+        """Call `listener(camera, old, new)` when a camera's API status changes
+        (online / offline / idle)."""
+        last = {cam.id: cam.status() for cam in self._cameras.values()}  # this listener's own
+        for cam in self._cameras.values():
+
+            def changed(
+                stream: Stream, old: StreamState, new: StreamState, cam: Camera = cam
+            ) -> None:
+                status = cam.status()
+                if status != last[cam.id]:
+                    previous, last[cam.id] = last[cam.id], status
+                    listener(cam, previous, status)
+
+            cam.stream.state_listeners.append(changed)
+
+    def get(self, camera_id: str) -> Camera | None:
+        return self._cameras.get(camera_id)
+
+    def all(self) -> list[Camera]:
+        return list(self._cameras.values())
+
+    def visible_to(self, scope: str) -> list[Camera]:
+        return [c for c in self._cameras.values() if c.centre.startswith(scope)]
+
+    def start(self) -> None:
+        for cam in self._cameras.values():
+            if cam.stream.always_on:
+                cam.stream.start()
+
+    async def close(self) -> None:
+        await asyncio.gather(*(c.stream.close() for c in self._cameras.values()))
+
+
+class PictureSources:
+    def __init__(self, config: HubConfig, *, tap_linger: float = 2.0) -> None:
+        self.config = config
+        self.taps = DecodedTaps(linger=tap_linger)
+        self._substreams: dict[str, Stream] = {}
+
+    def substream(self, camera: Camera) -> Stream | None:
+        """The camera's substream (created on first use), or None when it has none."""
+        url = camera.config.substream_url
+        if not url:
+            return None
+        stream = self._substreams.get(camera.id)
+        if stream is None:
+            s = self.config.streams
+            name = f"{camera.id}/sub"
+            stream = Stream(
+                name,
+                url,
+                SourceOptions(
+                    name=name, transport=camera.config.transport, timeout=s.connect_timeout
+                ),
+                linger=s.linger,
+                instant_start=s.instant_start,
+                backoff=s.backoff,
+            )
+            self._substreams[camera.id] = stream
+        return stream
+
+    def lease(
+        self,
+        camera: Camera,
+        *,
+        fps: float,
+        height: int = 0,
+        listener: FrameListener | None = None,
+        keyframes_only: bool = False,
+        main: bool = False,
+    ) -> TapLease:
+        sub = None if main else self.substream(camera)
+        stream = sub or camera.stream
+        key = stream.name if sub is not None else camera.id
+        return self.taps.lease(
+            key, stream, fps=fps, height=height, listener=listener, keyframes_only=keyframes_only
+        )
+
+    def stats(self) -> dict[str, dict[str, int | float]]:
+        return self.taps.stats()
+
+    async def close(self) -> None:
+        await self.taps.close()
+        await asyncio.gather(*(s.close() for s in self._substreams.values()))
+        self._substreams.clear()
+
+
+CAMERAS = web.AppKey("cameras", CameraRegistry)
+WHEP = web.AppKey("whep", WhepSessions)
+PICTURES = web.AppKey("pictures", PictureSources)

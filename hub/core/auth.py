@@ -1,0 +1,117 @@
+"""Bearer tokens (JWT, HS256) and password checks.
+
+A token carries the user name (`sub`), the role and the centre code. Scope follows the centre
+tree: a user acts on its own centre and every centre whose code starts with it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+
+import jwt
+from aiohttp import web
+
+from config.schema import Role, UserConfig
+from hub.core.errors import ApiError
+
+ALGORITHM = "HS256"
+ISSUER = "zzhub"
+PBKDF2_PREFIX = "pbkdf2_sha256"
+
+
+class AuthError(Exception):
+    """Why a request is not authenticated; safe to show to the caller."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user: str
+    role: Role
+    centre: str
+
+    def can_see(self, centre_code: str) -> bool:
+        """Own centre and every centre below it (administrative code prefix)."""
+        return centre_code.startswith(self.centre)
+
+
+class TokenIssuer:
+    def __init__(self, secret: str, default_ttl: int) -> None:
+        self._secret = secret
+        self.default_ttl = default_ttl
+
+    def issue(self, user: str, role: Role, centre: str, ttl: int | None = None) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": ISSUER,
+            "sub": user,
+            "role": str(role),
+            "centre": centre,
+            "iat": now,
+            "exp": now + (ttl if ttl is not None else self.default_ttl),
+        }
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
+    def verify(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                issuer=ISSUER,
+                options={"require": ["exp", "sub", "iss"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise AuthError("token expired") from None
+        except jwt.InvalidSignatureError:
+            raise AuthError("token signature is not valid") from None
+        except jwt.PyJWTError as err:
+            raise AuthError(f"token is not valid: {err}") from None
+        try:
+            role = Role(str(claims.get("role")))
+        except ValueError:
+            raise AuthError("token carries an unknown role") from None
+        centre = claims.get("centre")
+        if not isinstance(centre, str) or not centre.isdigit():
+            raise AuthError("token carries no centre")
+        return Principal(user=str(claims["sub"]), role=role, centre=centre)
+
+
+def hash_password(password: str, *, iterations: int = 200_000) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    b64 = base64.b64encode
+    return f"{PBKDF2_PREFIX}${iterations}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def check_password(stored: str | None, given: str) -> bool:
+    """Constant-time check against a pbkdf2 hash or a plain-text (demo) password."""
+    if not stored:
+        return False
+    if stored.startswith(PBKDF2_PREFIX + "$"):
+        try:
+            _, iterations, salt, digest = stored.split("$")
+            expected = base64.b64decode(digest)
+            actual = hashlib.pbkdf2_hmac(
+                "sha256", given.encode(), base64.b64decode(salt), int(iterations)
+            )
+        except ValueError:
+            return False
+        return hmac.compare_digest(expected, actual)
+    return hmac.compare_digest(stored.encode(), given.encode())
+
+
+TOKENS = web.AppKey("tokens", TokenIssuer)
+USERS = web.AppKey("users", dict[str, UserConfig])
+PRINCIPAL = web.RequestKey("principal", Principal)
+
+
+def principal(request: web.Request) -> Principal:
+    p: Principal | None = request.get(PRINCIPAL)
+    if p is None:
+        raise ApiError(401, "authentication required")
+    return p

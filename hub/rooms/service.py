@@ -1,0 +1,141 @@
+"""Glue between rooms (who sits where) and the SFU (`signaling.publish`: published tracks).
+
+Owns: the room media lifetimes — a seat that leaves or is removed has its publication ended;
+a publisher whose connection drops leaves its seat (so a return within the grace period gets
+the same seat back); a room that ends ends all its media — and the active-speaker tracker,
+a task that picks the loudest seat of each room from the publishers' audio levels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from aiohttp import web
+
+from hub.rooms.model import Room, Rooms, Seat
+from signaling.publish import Publication, Publications
+
+log = logging.getLogger(__name__)
+
+SPEAKER_INTERVAL = 0.5
+SPEAKER_THRESHOLD = 0.05  # audio level (0..1) under which nobody is speaking
+
+
+class RoomMedia:
+    def __init__(self, rooms: Rooms, publications: Publications) -> None:
+        self.rooms = rooms
+        self.publications = publications
+        self._room_of: dict[str, tuple[str, str]] = {}  # publication id → (room id, user)
+        # room id → {subscription session id: subscribing user}
+        self._subscriptions: dict[str, dict[str, str]] = {}
+        self._tasks: set[asyncio.Task[object]] = set()
+        self._speaker_task: asyncio.Task[None] | None = None
+        self._closing = False
+        # after a seat publishes: hook(room, seat, publication) may return a coroutine to run
+        # (owned here), e.g. the roll-call snapshot of a duty room
+        self.on_published: list[
+            Callable[[Room, Seat, Publication], Coroutine[Any, Any, None] | None]
+        ] = []
+        rooms.on_seat_left.append(self._seat_left)
+        rooms.on_end.append(self._room_ended)
+
+    def start(self) -> None:
+        self._speaker_task = asyncio.get_running_loop().create_task(self._track_speakers())
+
+    # -- publications -------------------------------------------------------------------
+    async def publish(self, room: Room, seat: Seat, offer: str) -> tuple[Publication, str]:
+        if seat.publication is not None:
+            await self.publications.unpublish(seat.publication, "republished")
+        publication, answer = await self.publications.publish(offer, owner=seat.user)
+        self._room_of[publication.id] = (room.id, seat.user)
+        self.rooms.seat_publication(room, seat.user, publication.id)
+        if seat.muted:
+            publication.audio_muted = True
+        for hook in self.on_published:
+            work = hook(room, seat, publication)
+            if work is not None:
+                self._spawn(work)
+        return publication, answer
+
+    def publication_closed(self, publication: Publication, reason: str) -> None:
+        """The SFU's on_close: a publisher's connection ended."""
+        where = self._room_of.pop(publication.id, None)
+        if where is None or self._closing:
+            return
+        room = self.rooms.get(where[0])
+        if room is None or room.ended:
+            return
+        seat = room.seats.get(where[1])
+        if seat is not None and seat.publication == publication.id:
+            log.info("room %s: %s's media ended (%s)", room.id, seat.user, reason)
+            self.rooms.leave(room, seat.user)
+
+    async def subscribe(
+        self, room: Room, publication_id: str, offer: str, user: str
+    ) -> tuple[str, str]:
+        session_id, answer = await self.publications.subscribe(publication_id, offer, user=user)
+        self._subscriptions.setdefault(room.id, {})[session_id] = user
+        return session_id, answer
+
+    def mute(self, room: Room, seat: Seat) -> None:
+        publication = self.publications.get(seat.publication or "")
+        if publication is not None:
+            publication.audio_muted = seat.muted
+
+    # -- lifetimes ----------------------------------------------------------------------
+    def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
+        task: asyncio.Task[object] = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _seat_left(self, room: Room, seat: Seat) -> None:
+        if self._closing:
+            return
+        if seat.publication is not None:
+            self._room_of.pop(seat.publication, None)
+            self._spawn(self.publications.unpublish(seat.publication, "left the room"))
+        # what the departed seat was receiving ends too: a removed user must not keep watching
+        sessions = self._subscriptions.get(room.id, {})
+        for session_id, user in list(sessions.items()):
+            if user == seat.user:
+                del sessions[session_id]
+                self._spawn(self.publications.unsubscribe(session_id))
+
+    def _room_ended(self, room: Room) -> None:
+        if self._closing:
+            return
+        for session_id in self._subscriptions.pop(room.id, {}):
+            self._spawn(self.publications.unsubscribe(session_id))
+
+    async def _track_speakers(self) -> None:
+        while True:
+            await asyncio.sleep(SPEAKER_INTERVAL)
+            for room in self.rooms.active():
+                loudest, level = None, SPEAKER_THRESHOLD
+                for seat in room.seats.values():
+                    publication = self.publications.get(seat.publication or "")
+                    if publication is None or seat.muted:
+                        continue
+                    if publication.audio_level > level:
+                        loudest, level = seat.user, publication.audio_level
+                if loudest is not None or room.active_speaker is not None:
+                    self.rooms.set_active_speaker(room, loudest)
+
+    async def close(self) -> None:
+        """Hub shutdown: every peer closes; rooms stay as they are (calls and roll calls record
+        the shutdown themselves)."""
+        self._closing = True
+        if self._speaker_task is not None:
+            self._speaker_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._speaker_task
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.publications.close_all()
+
+
+ROOM_MEDIA = web.AppKey("room_media", RoomMedia)
