@@ -22,12 +22,13 @@ from hub.cluster.service import cluster_ctx
 from hub.core.auth import PRINCIPAL, TOKENS, USERS, AuthError, TokenIssuer
 from hub.core.centres import CENTRES, CentreTree
 from hub.core.db import DB, Database
-from hub.core.errors import ApiError, Handler, error_middleware
+from hub.core.errors import Unauthenticated
 from hub.core.events import EVENTS, EventBus
 from hub.core.presence import PRESENCE, Presence
 from hub.core.state import CONFIG, STARTED
 from hub.http import audit as audit_api
 from hub.http import system as system_api
+from hub.http.errors import Handler, error_middleware
 from hub.http.ws import WS, WsRouter, register_builtin, ws_handler
 from hub.notices import api as notices_api
 from hub.petitions import api as petitions_api
@@ -62,11 +63,11 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if not token and path == "/ws":
             token = request.query.get("token", "")  # browsers cannot set WS headers
         if not token:
-            raise ApiError(401, "missing bearer token (Authorization: Bearer TOKEN)")
+            raise Unauthenticated("missing bearer token (Authorization: Bearer TOKEN)")
         try:
             request[PRINCIPAL] = request.app[TOKENS].verify(token)
         except AuthError as err:
-            raise ApiError(401, str(err)) from None
+            raise Unauthenticated(str(err)) from None
     return await handler(request)
 
 

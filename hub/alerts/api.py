@@ -14,11 +14,13 @@ from aiohttp import web
 from config.schema import Role
 from hub.alerts.service import ALERTS, Alert, AlertKind, AlertStatus
 from hub.cameras.service import CAMERAS
-from hub.cluster.proxy import proxy_of
 from hub.core.auth import principal
 from hub.core.centres import CENTRES
-from hub.core.errors import ApiError
-from hub.http.system import read_json
+from hub.core.cluster import link_of
+from hub.core.errors import Forbidden, Invalid, NotFound
+from hub.http.lists import mark
+from hub.http.request import read_json
+from hub.http.routes import owned
 
 ACK_ROLES = {Role.OPERATOR, Role.ADMIN, Role.DISPATCHER}
 MAX_LIMIT = 500
@@ -29,7 +31,7 @@ async def _visible_alert(request: web.Request) -> Alert:
     raw = request.match_info["alert"]
     alert = await request.app[ALERTS].get(int(raw)) if raw.isdigit() else None
     if alert is None or not p.can_see(alert.centre):
-        raise ApiError(404, f"no alert {raw!r} in your scope")
+        raise NotFound(f"no alert {raw!r} in your scope")
     return alert
 
 
@@ -38,28 +40,28 @@ async def list_alerts(request: web.Request) -> web.Response:
     q = request.query
     status = q.get("status") or None
     if status is not None and status not in {s.value for s in AlertStatus}:
-        raise ApiError(400, "status must be open or acked")
+        raise Invalid("status must be open or acked")
     centre = q.get("centre") or None
     if centre is not None and not p.can_see(centre):
-        raise ApiError(403, f"centre {centre} is outside your scope")
+        raise Forbidden(f"centre {centre} is outside your scope")
     try:
         limit = max(1, min(MAX_LIMIT, int(q.get("limit", "100"))))
     except ValueError:
-        raise ApiError(400, "limit must be a number") from None
+        raise Invalid("limit must be a number") from None
     alerts = await request.app[ALERTS].list(
         p.centre, status=status, camera=q.get("camera") or None, centre=centre, limit=limit
     )
     found = [a.to_json() for a in alerts]
-    proxy = proxy_of(request)
-    if proxy is None or not proxy.fans_out(request):
+    link = link_of(request.app)
+    if not link.fans_out(request):
         return web.json_response(found)
-    gathered = await proxy.gather(request, {"limit": str(limit)})
-    # each node answers its own alerts: their ids differ (`hub.alerts.service.AlertIds`)
+    gathered = await link.gather(request, {"limit": str(limit)})
+    # each node answers its own alerts: their ids differ (one shared counter)
     for answer in gathered.bodies:
         found += [a for a in (answer if isinstance(answer, list) else []) if isinstance(a, dict)]
     found.sort(key=_newest_first)
     resp = web.json_response(found[:limit])
-    gathered.mark(resp)
+    mark(gathered, resp)
     return resp
 
 
@@ -79,7 +81,7 @@ async def snapshot(request: web.Request) -> web.Response:
     alert = await _visible_alert(request)
     jpeg = await request.app[ALERTS].snapshot(alert.id)
     if jpeg is None:
-        raise ApiError(404, f"alert {alert.id} has no snapshot")
+        raise NotFound(f"alert {alert.id} has no snapshot")
     return web.Response(
         body=jpeg, content_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"}
     )
@@ -89,7 +91,7 @@ async def ack(request: web.Request) -> web.Response:
     p = principal(request)
     alert = await _visible_alert(request)
     if p.role not in ACK_ROLES:
-        raise ApiError(403, "only operators, dispatchers and admins acknowledge alerts")
+        raise Forbidden("only operators, dispatchers and admins acknowledge alerts")
     acked, changed = await request.app[ALERTS].ack(alert.id, p.user)
     return web.json_response({**acked.to_json(), "acknowledged_now": changed})
 
@@ -98,22 +100,22 @@ async def raise_alert(request: web.Request) -> web.Response:
     """Admins (and tools holding an admin token): raise an alert by hand, e.g. disk_full."""
     p = principal(request)
     if p.role is not Role.ADMIN:
-        raise ApiError(403, "only admins raise alerts by hand")
+        raise Forbidden("only admins raise alerts by hand")
     body = await read_json(request)
     kind, camera = body.get("kind"), body.get("camera")
     if kind not in {k.value for k in AlertKind}:
-        raise ApiError(400, f"kind must be one of {', '.join(k.value for k in AlertKind)}")
+        raise Invalid(f"kind must be one of {', '.join(k.value for k in AlertKind)}")
     details = body.get("details", {})
     if not isinstance(details, dict):
-        raise ApiError(400, "details must be an object")
+        raise Invalid("details must be an object")
     centre = body.get("centre", p.centre)
     if camera is not None:
         cam = request.app[CAMERAS].get(str(camera))
         if cam is None or not p.can_see(cam.centre):
-            raise ApiError(404, f"no camera {camera!r} in your scope")
+            raise NotFound(f"no camera {camera!r} in your scope")
         centre = cam.centre
     if not isinstance(centre, str) or centre not in request.app[CENTRES] or not p.can_see(centre):
-        raise ApiError(400, "centre must be a centre in your scope")
+        raise Invalid("centre must be a centre in your scope")
     alert = await request.app[ALERTS].raise_alert(
         str(kind), None if camera is None else str(camera), centre, details
     )
@@ -123,6 +125,7 @@ async def raise_alert(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/alerts", list_alerts)
     app.router.add_post("/api/alerts", raise_alert)
-    app.router.add_get("/api/alerts/{alert}", get_alert)
-    app.router.add_get("/api/alerts/{alert}/snapshot.jpg", snapshot)
-    app.router.add_post("/api/alerts/{alert}/ack", ack)
+    one = owned("alert", "alert")
+    app.router.add_get("/api/alerts/{alert}", one(get_alert))
+    app.router.add_get("/api/alerts/{alert}/snapshot.jpg", one(snapshot))
+    app.router.add_post("/api/alerts/{alert}/ack", one(ack))

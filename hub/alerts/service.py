@@ -14,9 +14,9 @@ console can play the recording from just before what happened
 
 In a hub cluster an alert lives on the node that raised it (`claim("alert", id)`; every
 alert kept here is re-claimed at start) and its id comes from the cluster's counter
-(`AlertIds`), so an id names one alert in the whole hub; while Redis is away the local
-sequence numbers it (docs/deploy.md: what can collide). `hub.alerts.api` merges the lists and
-`hub.cluster.proxy` forwards the rest to the owner.
+(`SharedCounter` `alertseq`), so an id names one alert in the whole hub; while Redis is away
+the local sequence numbers it (docs/deploy.md: what can collide). `hub.alerts.api` merges
+the lists; the routes of one alert are forwarded to its owner.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from hub.cluster.service import Cluster
 from hub.core.db import Database
 from hub.core.events import EventBus
 
@@ -60,23 +59,11 @@ MAX_PENDING = 256  # alerts being stored at once; past it new ones are dropped (
 
 
 class Ownership(Protocol):
-    """What the alerts need of a hub cluster (`hub.cluster.service.Cluster`)."""
+    """What the alerts need of a hub cluster (`hub.core.cluster.ClusterLink`)."""
 
     def claim(self, kind: str, item: str, meta: dict[str, object] | None = None) -> None: ...
 
     def claim_many(self, kind: str, items: Iterable[str]) -> None: ...
-
-
-class AlertIds:
-    """The cluster's alert ids (`zzhub:alertseq`); None while Redis is away (the local
-    sequence then numbers the alert)."""
-
-    def __init__(self, cluster: Cluster) -> None:
-        self.cluster = cluster
-
-    async def __call__(self, local_max: int) -> int | None:
-        # ids another node numbered locally while Redis was away (claimed since) are skipped
-        return await self.cluster.next_number("alertseq", "alert", local_max)
 
 
 class AlertKind(enum.StrEnum):

@@ -11,16 +11,16 @@ from hub.broadcasts.report import attendance, attendance_csv
 from hub.broadcasts.scope import check_sender, targets
 from hub.broadcasts.service import Broadcast, Broadcasts
 from hub.broadcasts.store import BroadcastLedger, BroadcastRow
-from hub.cluster.proxy import merged_list
 from hub.core.auth import principal
 from hub.core.centres import CENTRES
 from hub.core.db import DB
-from hub.core.errors import ApiError
+from hub.core.errors import Forbidden, Invalid, NotFound
 from hub.core.events import EVENTS
 from hub.core.presence import PRESENCE, Status
-from hub.http.system import read_json
+from hub.http.lists import merged_list
+from hub.http.request import read_json, read_sdp
+from hub.http.routes import owned
 from hub.recordings.service import RECORDINGS
-from hub.rooms.api import _sdp
 from hub.rooms.service import ROOM_MEDIA
 from signaling.publish import UnknownPublication
 from signaling.whep import OfferError
@@ -49,7 +49,7 @@ async def start(request: web.Request) -> web.Response:
     body = await read_json(request)
     title = body.get("title", "")
     if not isinstance(title, str) or not title.strip() or len(title) > 200:
-        raise ApiError(400, "title must be a non-empty string of at most 200 characters")
+        raise Invalid("title must be a non-empty string of at most 200 characters")
     codes = targets(p, tree, body)
     b = await request.app[BROADCASTS].start(p, title.strip(), codes)
     return web.json_response(b.to_json(), status=201)
@@ -65,12 +65,11 @@ async def get(request: web.Request) -> web.Response:
     ledger, with the live-only fields empty."""
     try:
         return web.json_response(_broadcast(request).to_json())
-    except ApiError as err:
-        if err.status != 404:
-            raise
+    except NotFound:
+        pass
     row = await _ledger_row(request)
     if row.ended is None:  # in the ledger, not in memory: a run that crashed; not live
-        raise ApiError(404, f"no broadcast {row.id!r} for you")
+        raise NotFound(f"no broadcast {row.id!r} for you")
     body = {**row.to_json(), "ended": True, "ended_at": row.ended, "room": None, "stage": [],
             "hands": [], "publications": {}, "viewers": 0}  # fmt: skip
     return web.json_response(body)
@@ -98,11 +97,11 @@ async def publish(request: web.Request) -> web.Response:
     b = _broadcast(request)
     service = request.app[BROADCASTS]
     seat = service.check_publisher(b, principal(request))
-    offer = await _sdp(request)
+    offer = await read_sdp(request)
     try:
         publication, answer = await service.media.publish(b.room, seat, offer)
     except OfferError as err:
-        raise ApiError(400, str(err)) from None
+        raise Invalid(str(err)) from None
     location = f"/api/rooms/{b.room.id}/publish/{publication.id}"
     return web.Response(
         status=201, text=answer, content_type="application/sdp", headers={"Location": location}
@@ -118,14 +117,14 @@ async def watch(request: web.Request) -> web.Response:
     user = request.match_info.get("user", b.presenter)
     seat = b.room.seats.get(user)
     if not b.may_publish(user) or seat is None or not seat.present or not seat.publication:
-        raise ApiError(404, f"{user} publishes nothing in this broadcast now")
-    offer = await _sdp(request)
+        raise NotFound(f"{user} publishes nothing in this broadcast now")
+    offer = await read_sdp(request)
     try:
         session, answer = await service.media.subscribe(b.room, seat.publication, offer, p.user)
     except OfferError as err:
-        raise ApiError(400, str(err)) from None
+        raise Invalid(str(err)) from None
     except UnknownPublication:
-        raise ApiError(404, f"{user}'s publication just ended") from None
+        raise NotFound(f"{user}'s publication just ended") from None
     location = f"/api/rooms/{b.room.id}/subscriptions/{session}"
     return web.Response(
         status=201, text=answer, content_type="application/sdp", headers={"Location": location}
@@ -137,7 +136,7 @@ async def hand(request: web.Request) -> web.Response:
     body = await read_json(request)
     up = body.get("up", True)
     if not isinstance(up, bool):
-        raise ApiError(400, "up must be true or false")
+        raise Invalid("up must be true or false")
     request.app[BROADCASTS].hand(b, principal(request), up)
     return web.json_response(b.to_json())
 
@@ -147,7 +146,7 @@ async def stage(request: web.Request) -> web.Response:
     body = await read_json(request)
     user, on = body.get("user"), body.get("on", True)
     if not isinstance(user, str) or not isinstance(on, bool):
-        raise ApiError(400, "user (string) and on (true/false) are required")
+        raise Invalid("user (string) and on (true/false) are required")
     await request.app[BROADCASTS].set_stage(b, principal(request), user, on)
     return web.json_response(b.to_json())
 
@@ -166,7 +165,7 @@ async def _ledger_row(request: web.Request) -> BroadcastRow:
     if row is None or not (
         p.user == row.presenter or p.can_see(row.centre) or p.centre in row.targets
     ):
-        raise ApiError(404, f"no broadcast {request.match_info['id']!r} for you")
+        raise NotFound(f"no broadcast {request.match_info['id']!r} for you")
     return row
 
 
@@ -176,7 +175,7 @@ async def _report(request: web.Request) -> dict[str, object]:
     service = request.app[BROADCASTS]
     row = await _ledger_row(request)
     if p.user != row.presenter and not p.can_see(row.centre):
-        raise ApiError(403, "attendance is for the presenter and the centres above")
+        raise Forbidden("attendance is for the presenter and the centres above")
     return attendance(row, await service.ledger.attendance(row.id), request.app[CENTRES])
 
 
@@ -202,7 +201,7 @@ async def stats(request: web.Request) -> web.Response:
     b = _broadcast(request)
     p = principal(request)
     if p.user != b.presenter and not p.can_see(b.room.centre):
-        raise ApiError(403, "stats are for the presenter and the centres above")
+        raise Forbidden("stats are for the presenter and the centres above")
     publications = request.app[BROADCASTS].media.publications
     ids = list(b.to_json()["publications"].values())
     subs = [s.stats() for pub in ids for s in publications.subscriptions(pub)]
@@ -214,15 +213,16 @@ def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_post("/api/broadcasts", start)
     r.add_get("/api/broadcasts", list_broadcasts)
-    r.add_get("/api/broadcasts/{id}", get)
-    r.add_post("/api/broadcasts/{id}/join", join)
-    r.add_post("/api/broadcasts/{id}/leave", leave)
-    r.add_post("/api/broadcasts/{id}/publish", publish)
-    r.add_post("/api/broadcasts/{id}/whep", watch)
-    r.add_post("/api/broadcasts/{id}/seats/{user}/whep", watch)
-    r.add_post("/api/broadcasts/{id}/hand", hand)
-    r.add_post("/api/broadcasts/{id}/stage", stage)
-    r.add_post("/api/broadcasts/{id}/end", end)
-    r.add_get("/api/broadcasts/{id}/stats", stats)
-    r.add_get("/api/broadcasts/{id}/attendance", get_attendance)
-    r.add_get("/api/broadcasts/{id}/attendance.csv", get_attendance_csv)
+    one = owned("broadcast", "id")
+    r.add_get("/api/broadcasts/{id}", one(get))
+    r.add_post("/api/broadcasts/{id}/join", one(join))
+    r.add_post("/api/broadcasts/{id}/leave", one(leave))
+    r.add_post("/api/broadcasts/{id}/publish", one(publish))
+    r.add_post("/api/broadcasts/{id}/whep", one(watch))
+    r.add_post("/api/broadcasts/{id}/seats/{user}/whep", one(watch))
+    r.add_post("/api/broadcasts/{id}/hand", one(hand))
+    r.add_post("/api/broadcasts/{id}/stage", one(stage))
+    r.add_post("/api/broadcasts/{id}/end", one(end))
+    r.add_get("/api/broadcasts/{id}/stats", one(stats))
+    r.add_get("/api/broadcasts/{id}/attendance", one(get_attendance))
+    r.add_get("/api/broadcasts/{id}/attendance.csv", one(get_attendance_csv))

@@ -3,7 +3,7 @@
 Only dispatchers and admins of a county or township centre address a subtree. Targets are
 given as a list of centre codes (each at or below the sender's centre) or as one `subtree`
 root, optionally narrowed to one `level` ("village": every village under the root).
-Refusals are `ApiError`: 400 for malformed input, 404 for an unknown centre, 403 for scope.
+Refusals: `Invalid` for malformed input, `NotFound` for an unknown centre, `Forbidden` for scope.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 from config.schema import Level, Role
 from hub.core.auth import Principal
 from hub.core.centres import CentreTree
-from hub.core.errors import ApiError
+from hub.core.errors import Forbidden, Invalid, NotFound
 
 SENDER_ROLES = frozenset({Role.ADMIN, Role.DISPATCHER})
 SENDER_LEVELS = frozenset({Level.COUNTY, Level.TOWNSHIP})
@@ -21,43 +21,43 @@ SENDER_LEVELS = frozenset({Level.COUNTY, Level.TOWNSHIP})
 
 def check_sender(p: Principal, tree: CentreTree, what: str) -> None:
     if p.role not in SENDER_ROLES:
-        raise ApiError(403, f"only dispatchers and admins start {what}, not a {p.role}")
+        raise Forbidden(f"only dispatchers and admins start {what}, not a {p.role}")
     centre = tree.get(p.centre)
     if centre is None or centre.level not in SENDER_LEVELS:
-        raise ApiError(403, f"{what} are started from a county or township centre")
+        raise Forbidden(f"{what} are started from a county or township centre")
 
 
 def targets(p: Principal, tree: CentreTree, body: dict[str, Any]) -> list[str]:
     """The target centre codes named by `body` ({centres: [...]} or {subtree, level?})."""
     centres, subtree, level = body.get("centres"), body.get("subtree"), body.get("level")
     if (centres is None) == (subtree is None):
-        raise ApiError(400, "give either centres (a list of codes) or subtree (one code)")
+        raise Invalid("give either centres (a list of codes) or subtree (one code)")
     if level is not None and level not in {str(v) for v in Level}:
-        raise ApiError(400, "level must be county, township or village")
+        raise Invalid("level must be county, township or village")
     if centres is not None:
         if not isinstance(centres, list) or not centres:
-            raise ApiError(400, "centres must be a non-empty list of centre codes")
+            raise Invalid("centres must be a non-empty list of centre codes")
         if not all(isinstance(c, str) for c in centres):
-            raise ApiError(400, "centres must be a list of strings")
+            raise Invalid("centres must be a list of strings")
         codes = list(dict.fromkeys(centres))
         if len(codes) > len(tree):
-            raise ApiError(400, "too many centres")
+            raise Invalid("too many centres")
     else:
         if not isinstance(subtree, str):
-            raise ApiError(400, "subtree must be a centre code")
+            raise Invalid("subtree must be a centre code")
         codes = [subtree]
     for code in codes:
         if code not in tree:
-            raise ApiError(404, f"no centre {code!r}")
+            raise NotFound(f"no centre {code!r}")
         if not p.can_see(code):
-            raise ApiError(403, f"centre {code} is outside your scope (at or below {p.centre})")
+            raise Forbidden(f"centre {code} is outside your scope (at or below {p.centre})")
     if subtree is not None:
         codes = [c.code for c in tree.visible_from(subtree)]
     if level is not None:
         codes = [c for c in codes if str(tree.get(c).level) == level]  # type: ignore[union-attr]
     codes = [c for c in codes if c != p.centre] or codes  # the sender's own centre is not a target
     if not codes:
-        raise ApiError(400, f"no {level} centre under {subtree}")
+        raise Invalid(f"no {level} centre under {subtree}")
     return codes
 
 

@@ -27,9 +27,9 @@ from typing import Any, Protocol
 from config.schema import Role
 from hub.broadcasts.store import BroadcastLedger, BroadcastRow
 from hub.core.auth import Principal
-from hub.core.errors import ApiError
+from hub.core.errors import Conflict, Forbidden, NotFound
 from hub.core.events import EventBus
-from hub.rooms.model import Room, RoomError, RoomKind, Seat
+from hub.rooms.model import Room, RoomKind, Seat
 from hub.rooms.service import RoomMedia
 from signaling.publish import Publication
 from streams.relay import Relay
@@ -126,7 +126,7 @@ class Broadcasts:
     def get(self, broadcast_id: str, who: Principal) -> Broadcast:
         b = self._by_id.get(broadcast_id)
         if b is None or not b.visible_to(who):
-            raise ApiError(404, f"no broadcast {broadcast_id!r} for you")
+            raise NotFound(f"no broadcast {broadcast_id!r} for you")
         return b
 
     def list_for(self, who: Principal) -> list[Broadcast]:
@@ -144,10 +144,7 @@ class Broadcasts:
 
     # -- seats -------------------------------------------------------------------------------
     async def join(self, b: Broadcast, who: Principal) -> Seat:
-        try:
-            seat = self.rooms.join(b.room, who)
-        except RoomError as err:
-            raise ApiError(err.status, err.message) from None
+        seat = self.rooms.join(b.room, who)
         await self.ledger.joined(b.id, who.user, str(who.role), who.centre, time.time())
         self._updated(b)
         return seat
@@ -158,20 +155,20 @@ class Broadcasts:
     def present_seat(self, b: Broadcast, who: Principal) -> Seat:
         seat = b.room.seats.get(who.user)
         if seat is None or not seat.present:
-            raise ApiError(409, f"join the broadcast first (POST /api/broadcasts/{b.id}/join)")
+            raise Conflict(f"join the broadcast first (POST /api/broadcasts/{b.id}/join)")
         return seat
 
     def check_publisher(self, b: Broadcast, who: Principal) -> Seat:
         seat = self.present_seat(b, who)
         if not b.may_publish(who.user):
-            raise ApiError(403, "viewers only receive: raise a hand to be brought on stage")
+            raise Forbidden("viewers only receive: raise a hand to be brought on stage")
         return seat
 
     # -- hands and stage ---------------------------------------------------------------------
     def hand(self, b: Broadcast, who: Principal, up: bool) -> None:
         self.present_seat(b, who)
         if who.user == b.presenter:
-            raise ApiError(409, "the presenter has no hand to raise")
+            raise Conflict("the presenter has no hand to raise")
         if up and who.user not in b.stage:
             b.hands.setdefault(who.user, time.time())
         else:
@@ -181,16 +178,16 @@ class Broadcasts:
     async def set_stage(self, b: Broadcast, by: Principal, user: str, on: bool) -> None:
         self._require_presenter(b, by)
         if user == b.presenter:
-            raise ApiError(409, "the presenter is always on stage")
+            raise Conflict("the presenter is always on stage")
         seat = b.room.seats.get(user)
         if on:
             if seat is None or not seat.present:
-                raise ApiError(404, f"{user!r} is not watching this broadcast")
+                raise NotFound(f"{user!r} is not watching this broadcast")
             b.stage.add(user)
             b.hands.pop(user, None)
         else:
             if user not in b.stage:
-                raise ApiError(404, f"{user!r} is not on stage")
+                raise NotFound(f"{user!r} is not on stage")
             b.stage.discard(user)
             await self._stop_recording(b, user)
             if seat is not None and seat.publication is not None:
@@ -270,9 +267,9 @@ class Broadcasts:
     # -- helpers -----------------------------------------------------------------------------
     def _require_presenter(self, b: Broadcast, by: Principal) -> None:
         if by.user != b.presenter and by.role is not Role.ADMIN:
-            raise ApiError(403, "only the presenter may do that")
+            raise Forbidden("only the presenter may do that")
         if b.ended:
-            raise ApiError(409, "the broadcast has ended")
+            raise Conflict("the broadcast has ended")
 
     def _announce(self, topic: str, b: Broadcast) -> None:
         data = b.to_json()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hub.core.auth import Principal
-from hub.core.errors import ApiError
+from hub.core.errors import Conflict
 from hub.core.presence import Member, Status
 
 log = logging.getLogger(__name__)
@@ -68,9 +68,7 @@ class CallTarget:
 
     def move(self, call_id: str, new: TargetState, by: str | None = None) -> None:
         if new not in MOVES.get(self.state, frozenset()):
-            raise ApiError(
-                409, f"call {call_id} to {self.key} is {self.state}: it cannot become {new}"
-            )
+            raise Conflict(f"call {call_id} to {self.key} is {self.state}: it cannot become {new}")
         log.info("call %s target %s: %s -> %s (%s)", call_id, self.key, self.state, new, by)
         self.state = new
         self.settled_at = time.time()

@@ -7,7 +7,7 @@
 - Only dispatchers and admins run roll calls, and only over centres at or below their own: a
   township dispatcher cannot roll-call another township.
 - Petitioners call nobody.
-Refusals raise `ApiError(403)` naming the centre and the rule; an unknown centre is 404.
+Refusals raise `Forbidden` naming the centre and the rule; an unknown centre `NotFound`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from config.schema import Role
 from hub.core.auth import Principal
 from hub.core.centres import Centre, CentreTree
-from hub.core.errors import ApiError
+from hub.core.errors import Forbidden, NotFound
 
 DISPATCH_ROLES = frozenset({Role.ADMIN, Role.DISPATCHER})
 
@@ -31,7 +31,7 @@ def _known(tree: CentreTree, codes: Iterable[str]) -> list[Centre]:
         seen.add(code)
         centre = tree.get(code)
         if centre is None:
-            raise ApiError(404, f"no centre {code!r}")
+            raise NotFound(f"no centre {code!r}")
         out.append(centre)
     return out
 
@@ -48,7 +48,7 @@ def may_call(p: Principal, tree: CentreTree, code: str) -> bool:
 def call_targets(p: Principal, tree: CentreTree, codes: Iterable[str]) -> list[Centre]:
     """The centres named, if `p` may call every one of them; 403/404 otherwise."""
     if p.role is Role.PETITIONER:
-        raise ApiError(403, "a petitioner link cannot place calls")
+        raise Forbidden("a petitioner link cannot place calls")
     centres = _known(tree, codes)
     for centre in centres:
         if not may_call(p, tree, centre.code):
@@ -56,19 +56,18 @@ def call_targets(p: Principal, tree: CentreTree, codes: Iterable[str]) -> list[C
                 rule = f"a {p.role} calls centres at or below {p.centre} or up its own chain"
             else:
                 rule = f"a {p.role} may only call up its own chain ({_chain_text(tree, p)})"
-            raise ApiError(403, f"you may not call {centre.code} ({centre.name}): {rule}")
+            raise Forbidden(f"you may not call {centre.code} ({centre.name}): {rule}")
     return centres
 
 
 def rollcall_targets(p: Principal, tree: CentreTree, codes: Iterable[str]) -> list[Centre]:
     """The centres named, if `p` may roll-call every one of them; 403/404 otherwise."""
     if p.role not in DISPATCH_ROLES:
-        raise ApiError(403, f"only dispatchers and admins run roll calls, not a {p.role}")
+        raise Forbidden(f"only dispatchers and admins run roll calls, not a {p.role}")
     centres = _known(tree, codes)
     for centre in centres:
         if not p.can_see(centre.code):
-            raise ApiError(
-                403,
+            raise Forbidden(
                 f"you may not roll-call {centre.code} ({centre.name}): "
                 f"it is not at or below your centre {p.centre}",
             )

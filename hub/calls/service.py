@@ -30,7 +30,7 @@ from hub.calls.model import Call, CallState, CallTarget, TargetState
 from hub.calls.store import CallHistory
 from hub.core.auth import Principal
 from hub.core.centres import Centre
-from hub.core.errors import ApiError
+from hub.core.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from hub.core.events import EventBus
 from hub.core.presence import Presence, Status
 from hub.rooms.model import Room, RoomKind, Rooms, Seat
@@ -97,11 +97,11 @@ class Calls:
         """Ring `centres` (everyone connected there) and `people` (by name). Scope is checked
         by the caller of this method (`hub.calls.scope`)."""
         if len(self._live) >= self.max_live:
-            raise ApiError(503, f"too many live calls (limit {self.max_live})")
+            raise Unavailable(f"too many live calls (limit {self.max_live})")
         targets = [CallTarget(c.code, c.name) for c in centres]
         targets += [CallTarget(c.code, c.name, user=name) for name, c in people]
         if not targets:
-            raise ApiError(400, "name at least one centre or user to call")
+            raise Invalid("name at least one centre or user to call")
         names = "、".join(t.user or t.centre_name for t in targets)
         title = title or f"{caller.user} 呼叫 {names}"[:200]
         room = self._rooms.create(
@@ -155,7 +155,7 @@ class Calls:
         call = await self._live_call(call_id, who)
         self._require_caller(call, who)
         if not call.ringing:
-            raise ApiError(409, f"call {call.id} is not ringing anyone: hang up instead")
+            raise Conflict(f"call {call.id} is not ringing anyone: hang up instead")
         for target in call.ringing:
             target.move(call.id, TargetState.CANCELLED, by=who.user)
         self._settle(call, reason="cancelled")
@@ -174,7 +174,7 @@ class Calls:
     async def get(self, call_id: str, who: Principal) -> Call:
         call = self._live.get(call_id) or await self.history.get(call_id)
         if call is None or not self.visible(call, who):
-            raise ApiError(404, f"no call {call_id!r} in your scope")
+            raise NotFound(f"no call {call_id!r} in your scope")
         return call
 
     async def page(self, who: Principal, page: int, per_page: int) -> tuple[list[Call], int]:
@@ -207,22 +207,22 @@ class Calls:
             return call
         ended = call or await self.history.get(call_id)
         if ended is None or not self.visible(ended, who):
-            raise ApiError(404, f"no call {call_id!r} in your scope")
-        raise ApiError(409, f"call {call_id} has ended ({ended.end_reason})")
+            raise NotFound(f"no call {call_id!r} in your scope")
+        raise Conflict(f"call {call_id} has ended ({ended.end_reason})")
 
     @staticmethod
     def _require_caller(call: Call, who: Principal) -> None:
         if who.user != call.caller and who.role is not Role.ADMIN:
-            raise ApiError(403, f"only the caller ({call.caller}) may do that")
+            raise Forbidden(f"only the caller ({call.caller}) may do that")
 
     @staticmethod
     def _target_for(call: Call, who: Principal) -> CallTarget:
         if who.user == call.caller:
-            raise ApiError(403, "you placed this call: cancel or hang up instead")
+            raise Forbidden("you placed this call: cancel or hang up instead")
         matches = [t for t in call.targets if t.rings(who)]
         matches.sort(key=lambda t: (t.state is not TargetState.RINGING, t.user is None))
         if not matches:
-            raise ApiError(403, f"call {call.id} is not ringing you or your centre")
+            raise Forbidden(f"call {call.id} is not ringing you or your centre")
         return matches[0]
 
     def _ring(self, call: Call, target: CallTarget) -> None:

@@ -2,7 +2,7 @@
 
 In a hub cluster the cameras other nodes own are listed and viewed here too (with `node` and
 `available`), each through one hub-to-hub relay leg shared by every viewer on this node
-(hub/cluster/cameras.py).
+(the cluster add-on, hub/cluster/cameras.py).
 """
 
 from __future__ import annotations
@@ -10,11 +10,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from hub.cameras.service import CAMERAS, WHEP, Camera
-from hub.cluster.cameras import REMOTE_CAMERAS, RemoteCamera
-from hub.cluster.service import CLUSTER
 from hub.core.audit import AUDIT
 from hub.core.auth import principal
-from hub.core.errors import ApiError
+from hub.core.cluster import link_of
+from hub.core.errors import Forbidden, Invalid, NotAllowed, NotFound, Unavailable, Unsupported
 from hub.core.state import CONFIG
 from hub.core.turn import client_ice_servers_for, link_header
 from signaling.whep import OfferError
@@ -22,37 +21,14 @@ from streams.snapshot import SnapshotUnavailable
 from streams.stream import StreamState
 
 
-def visible_camera(request: web.Request) -> Camera:
-    """The camera named in the path, if it is this node's and the caller may see it. 404
-    either way otherwise, so a caller cannot probe which ids exist outside its scope."""
-    p = principal(request)
-    cam = request.app[CAMERAS].get(request.match_info["camera"])
-    if cam is None or not p.can_see(cam.centre):
-        raise ApiError(404, f"no camera {request.match_info['camera']!r} in your scope")
-    return cam
-
-
 async def viewable_camera(request: web.Request) -> Camera:
-    """Like `visible_camera`, but also another node's camera (a `RemoteCamera`), for live
-    view: listing, snapshots, WHEP."""
-    app = request.app
-    camera_id = request.match_info["camera"]
-    if app[CAMERAS].get(camera_id) is not None or REMOTE_CAMERAS not in app:
-        return visible_camera(request)
-    remote = app[REMOTE_CAMERAS]
-    cam = remote.get(camera_id)
-    if cam is None:
-        await remote.refresh()  # claimed since the last read? (re-read only if it changed)
-        cam = remote.get(camera_id)
-    if cam is None or not principal(request).can_see(cam.centre):
-        raise ApiError(404, f"no camera {camera_id!r} in your scope")
-    return cam
+    """The camera named in the path (this node's or another's) if the caller may see it."""
+    return await request.app[CAMERAS].viewable(request.match_info["camera"], principal(request))
 
 
 def require_node(cam: Camera) -> None:
-    if isinstance(cam, RemoteCamera) and not cam.available:
-        raise ApiError(
-            503,
+    if not cam.available:
+        raise Unavailable(
             f"camera {cam.id} is on hub node {cam.node}, which is unavailable",
             "node_unavailable",
         )
@@ -61,13 +37,14 @@ def require_node(cam: Camera) -> None:
 async def list_cameras(request: web.Request) -> web.Response:
     p = principal(request)
     app = request.app
-    cams = [c.to_json() for c in app[CAMERAS].visible_to(p.centre)]
-    cluster = app.get(CLUSTER)
-    if cluster is not None and cluster.url is not None:
+    registry = app[CAMERAS]
+    cams = [c.to_json() for c in registry.visible_to(p.centre)]
+    link = link_of(app)
+    if link.active:
         for cam in cams:
-            cam["node"], cam["available"] = cluster.node.id, True
-    if REMOTE_CAMERAS in app:
-        cams.extend(app[REMOTE_CAMERAS].visible_to(p.centre))
+            cam["node"], cam["available"] = link.node_id, True
+    if registry.remote is not None:
+        cams.extend(registry.remote.visible_to(p.centre))
     return web.json_response(cams)
 
 
@@ -82,22 +59,22 @@ async def snapshot(request: web.Request) -> web.Response:
     try:
         jpeg = await cam.snapshot(timeout)
     except SnapshotUnavailable as err:
-        raise ApiError(503, f"no picture from camera {cam.id}: {err}") from None
+        raise Unavailable(f"no picture from camera {cam.id}: {err}") from None
     return web.Response(body=jpeg, content_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
 async def whep_offer(request: web.Request) -> web.Response:
     cam = await viewable_camera(request)  # authorization before the body is read
-    if isinstance(cam, RemoteCamera) and "start" in request.query:
-        raise ApiError(404, f"recordings of camera {cam.id} are kept by hub node {cam.node}")
+    if cam.node and "start" in request.query:
+        raise NotFound(f"recordings of camera {cam.id} are kept by hub node {cam.node}")
     require_node(cam)
     if request.content_type != "application/sdp":
-        raise ApiError(415, "WHEP offers must be sent as Content-Type: application/sdp")
+        raise Unsupported("WHEP offers must be sent as Content-Type: application/sdp")
     raw = await request.read()
     try:
         offer = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise ApiError(400, "the SDP offer is not UTF-8 text") from None
+        raise Invalid("the SDP offer is not UTF-8 text") from None
     cfg = request.app[CONFIG]
     stream = cam.stream
     playback = None
@@ -120,10 +97,10 @@ async def whep_offer(request: web.Request) -> web.Response:
     try:
         session, answer = await request.app[WHEP].create(stream, offer, user=p.user)
     except OfferError as err:
-        raise ApiError(400, str(err)) from None
+        raise Invalid(str(err)) from None
     if playback is not None:
         recordings_api.playback_started(request, playback, session.id)
-    if isinstance(cam, RemoteCamera):  # the audit hook knows this node's cameras only
+    if cam.node:  # another node's camera: the audit hook knows this node's cameras only
         request.app[AUDIT].record(
             p.user,
             "view.start",
@@ -145,18 +122,16 @@ async def whep_delete(request: web.Request) -> web.Response:
     sessions = request.app[WHEP]
     session = sessions.get(request.match_info["session"])
     if session is None or session.camera != cam.id:
-        raise ApiError(404, "no such WHEP session")
+        raise NotFound("no such WHEP session")
     if session.user != p.user and p.role != "admin":
-        raise ApiError(403, "this session belongs to another user")
+        raise Forbidden("this session belongs to another user")
     await sessions.close(session.id, reason=f"deleted by {p.user}")
     return web.Response(status=200)
 
 
 async def whep_patch(request: web.Request) -> web.Response:
     await viewable_camera(request)
-    raise ApiError(
-        405, "trickle ICE is not supported: send a complete offer", "trickle_unsupported"
-    )
+    raise NotAllowed("trickle ICE is not supported: send a complete offer", "trickle_unsupported")
 
 
 def add_routes(app: web.Application) -> None:

@@ -12,10 +12,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiohttp import web
 
 from config.schema import CameraConfig, HubConfig, RecordMode
+from hub.core.auth import Principal
+from hub.core.errors import NotFound
 from signaling.whep import WhepSessions
 from streams.decoded import DecodedTaps, FrameListener, TapLease
 from streams.registry import SourceOptions, redact_url
@@ -33,6 +36,16 @@ class Camera:
     @property
     def id(self) -> str:
         return self.config.id
+
+    @property
+    def node(self) -> str:
+        """The hub node pulling the camera ("": this one)."""
+        return ""
+
+    @property
+    def available(self) -> bool:
+        """Whether the node pulling it is reachable (always, for this node's own cameras)."""
+        return True
 
     def status(self) -> str:
         """online | offline | idle, as the API promises."""
@@ -90,10 +103,21 @@ class Camera:
             return jpeg
 
 
+class RemoteDirectory(Protocol):
+    """Cameras other hub nodes own, viewed here (the cluster add-on's `RemoteCameras`)."""
+
+    def get(self, camera_id: str) -> Camera | None: ...
+
+    async def refresh(self) -> None: ...
+
+    def visible_to(self, scope: str) -> list[dict[str, object]]: ...
+
+
 class CameraRegistry:
     def __init__(self, config: HubConfig) -> None:
         s = config.streams
         self._cameras: dict[str, Camera] = {}
+        self.remote: RemoteDirectory | None = None  # set by the cluster add-on
         for centre in config.centres:
             for cam in centre.cameras:
                 stream = Stream(
@@ -131,6 +155,35 @@ class CameraRegistry:
 
     def visible_to(self, scope: str) -> list[Camera]:
         return [c for c in self._cameras.values() if c.centre.startswith(scope)]
+
+    def visible(self, camera_id: str, who: Principal) -> Camera:
+        """This node's camera `camera_id`, if `who` may see it. NotFound either way otherwise,
+        so a caller cannot probe which ids exist outside its scope."""
+        cam = self._cameras.get(camera_id)
+        if cam is None or not who.can_see(cam.centre):
+            raise NotFound(f"no camera {camera_id!r} in your scope")
+        return cam
+
+    async def viewable(self, camera_id: str, who: Principal) -> Camera:
+        """Like `visible`, but also another node's camera, for live view: listing,
+        snapshots, WHEP, walls."""
+        if camera_id in self._cameras or self.remote is None:
+            return self.visible(camera_id, who)
+        cam = self.remote.get(camera_id)
+        if cam is None:
+            await self.remote.refresh()  # claimed since the last read? (re-read if changed)
+            cam = self.remote.get(camera_id)
+        if cam is None or not who.can_see(cam.centre):
+            raise NotFound(f"no camera {camera_id!r} in your scope")
+        return cam
+
+    def find(self, camera_id: str) -> Camera | None:
+        """This node's camera, else a camera of another hub node (pulled over one relay leg,
+        shared with every other viewer here); no scope check."""
+        cam = self._cameras.get(camera_id)
+        if cam is None and self.remote is not None:
+            cam = self.remote.get(camera_id)
+        return cam
 
     def start(self) -> None:
         for cam in self._cameras.values():

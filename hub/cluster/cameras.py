@@ -317,8 +317,10 @@ async def remote_cameras_ctx(app: web.Application) -> AsyncIterator[None]:
 
     remote = RemoteCameras(app[CONFIG], app[CLUSTER], app[CAMERAS], app[TOKENS])
     app[REMOTE_CAMERAS] = remote
+    app[CAMERAS].remote = remote
     remote.start()
     yield
+    app[CAMERAS].remote = None
     await remote.close()
 
 

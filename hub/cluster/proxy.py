@@ -4,11 +4,11 @@ notices and alerts.
 A domain object lives on the node that created it, which claims it in Redis
 (`zzhub:owner:<kind>`, see `hub.cluster.service`). With `redis.url` set:
 
-- `owner_proxy` (a middleware, after authentication) looks at every request for
-  `/api/{calls,rollcalls,petitions,rooms,broadcasts,notices,alerts}/{id}[/...]` and
-  `/api/notices/attachments/{id}` (kind `notice_attachment`). An object this node owns is
-  served here; one owned by a live peer is forwarded to that peer — same method, path, query,
-  body and `Authorization` — and the peer's status, headers and body are relayed (the body
+- `owner_proxy` (a middleware, after authentication) looks at every request whose route is
+  marked `hub.http.routes.owned(kind, param)` (calls, roll calls, cases, rooms, broadcasts,
+  notices and their attachments, alerts). An object this node owns is served here; one
+  owned by a live peer is forwarded to that peer — same method, path, query, body and
+  `Authorization` — and the peer's status, headers and body are relayed (the body
   streamed in chunks, never held whole). A forwarded request carries `X-Zzhub-Forwarded: <node>`
   and is never forwarded again. An owner unknown or gone → the request is served here (the
   usual 404). Redis unreachable → `503 cluster_degraded` for an object not known here. A peer
@@ -22,12 +22,12 @@ A domain object lives on the node that created it, which claims it in Redis
   a user (a terminal connecting here fetches its queued notices from the other nodes).
 - `ClusterProxy.gather` fans a list request out to every live peer (the caller's
   `Authorization`, `X-Zzhub-Local: 1` so the peer answers from its own data, a short timeout);
-  the list endpoints merge the answers with their own (`merged_page` for paged lists,
-  `merged_list` for the plain lists of live rooms and broadcasts). Peers
+  the list endpoints merge the answers with their own (`hub.http.lists`). Peers
   that did not answer are named in the `X-Zzhub-Nodes-Missing` header (and `nodes_missing` in
   paged bodies) and `X-Zzhub-Partial: 1` / `partial: true` say the list is incomplete.
 
-Without `redis.url` none of this runs: the middleware passes every request through.
+`ClusterProxy` is the cluster's `hub.core.cluster.ClusterLink`: slices reach all of this
+through `app[LINK]` only. Without `redis.url` none of it is set up.
 """
 
 from __future__ import annotations
@@ -35,10 +35,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -47,40 +45,16 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from hub.cluster.service import CLUSTER, NETWORK_ERRORS, PREFIX, Cluster, ClusterState, NodeInfo
-from hub.core.auth import TOKENS, Principal
-from hub.core.errors import ApiError, Handler
+from hub.core.auth import TOKENS, Principal, TokenIssuer
+from hub.core.cluster import FORWARDED, LINK, LOCAL_ONLY, ClusterLink, Gathered
+from hub.core.errors import Unavailable
 from hub.core.events import EVENTS, Event
 from hub.core.state import CONFIG
-from hub.rooms.model import ROOMS
+from hub.http.errors import Handler, error_for_status
+from hub.http.routes import owner_of
 
 log = logging.getLogger(__name__)
 
-FORWARDED = "X-Zzhub-Forwarded"  # on a request one node forwarded to another
-LOCAL_ONLY = "X-Zzhub-Local"  # on a list request: this node's own data only
-PARTIAL = "X-Zzhub-Partial"
-MISSING = "X-Zzhub-Nodes-Missing"
-KINDS = {
-    "calls": "call",
-    "rollcalls": "rollcall",
-    "petitions": "petition",
-    "rooms": "room",
-    "broadcasts": "broadcast",
-    "notices": "notice",
-    "alerts": "alert",
-}
-PATH = re.compile(
-    r"^/api/(calls|rollcalls|petitions|rooms|broadcasts|notices|alerts)/([^/]+?)(\.csv)?(/.*)?$"
-)
-ATTACHMENT = re.compile(r"^/api/notices/attachments/([^/]+)$")
-# collection paths that look like an object's
-NOT_IDS = {
-    ("call", "pending"),
-    ("rollcall", "pending"),
-    ("rollcall", "summary"),
-    ("notice", "inbox"),
-    ("notice", "attachments"),
-    ("notice", "delivered"),
-}
 SENT_HEADERS = ("Authorization", "Content-Type", "Accept", "Accept-Language", "Range")
 HOP_HEADERS = frozenset(
     h.lower()
@@ -99,35 +73,23 @@ HOP_HEADERS = frozenset(
     )
 )
 CHUNK = 64 * 1024
-MAX_DEPTH = 1000  # a merged paged list serves its first 1000 items (page * per_page)
 TOKEN_TTL = 60  # seconds: tokens of the requests a node makes as a user
 
 
-@dataclass
-class Gathered:
-    """What the peers answered to a fanned-out list request."""
-
-    bodies: list[Any] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)  # live peers that did not answer
-    partial: bool = False  # missing peers, or Redis away (the peers are unknown then)
-
-    def mark(self, resp: web.StreamResponse) -> None:
-        if self.partial:
-            resp.headers[PARTIAL] = "1"
-            resp.headers[MISSING] = ",".join(self.missing)
-
-
-class ClusterProxy:
+class ClusterProxy(ClusterLink):
     def __init__(
         self,
         cluster: Cluster,
+        tokens: TokenIssuer,
         *,
         list_timeout: float = 3.0,
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        super().__init__(cluster.node.id, cluster.node.url)
         self.cluster = cluster
+        self.tokens = tokens
         self._ssl = ssl_context
         self.list_timeout = list_timeout
         self._timeout = aiohttp.ClientTimeout(
@@ -155,6 +117,47 @@ class ClusterProxy:
     def active(self) -> bool:
         return self.cluster.state is not ClusterState.OFF
 
+    # -- the ClusterLink interface (hub.core.cluster) --------------------------------------
+    def claimer(self) -> Callable[[str, str], None] | None:
+        return self.cluster.claim if self.cluster.url is not None else None
+
+    def claim(self, kind: str, item: str, meta: dict[str, object] | None = None) -> None:
+        self.cluster.claim(kind, item, meta)
+
+    def claim_many(self, kind: str, items: Iterable[str]) -> None:
+        self.cluster.claim_many(kind, items)
+
+    async def next_number(
+        self,
+        name: str,
+        kind: str,
+        local_max: int,
+        *,
+        prefix: str = "",
+        digits: int = 0,
+        ttl: int = 0,
+    ) -> int | None:
+        return await self.cluster.next_number(
+            name, kind, local_max, prefix=prefix, digits=digits, ttl=ttl
+        )
+
+    def status(self) -> dict[str, object]:
+        return {"cluster": str(self.cluster.state), "nodes": self.cluster.to_json()["nodes"]}
+
+    def client_json(self) -> dict[str, object]:
+        return self.cluster.client_json()
+
+    def admin_json(self) -> dict[str, object]:
+        c = self.cluster
+        return {
+            **c.to_json(),
+            "peers": [n.to_json() for n in sorted(c.peers.values(), key=lambda n: n.id)],
+            "events": {"sent": c.sent, "received": c.received, "dropped": c.dropped},
+            "reconnects": c.reconnects,
+            "swept": c.swept,
+            "conflicts_total": c.conflicts_total,
+        }
+
     # -- ownership taps --------------------------------------------------------------------
     def tap(self, event: Event) -> None:
         """Broadcasts are claimed from their own events (broadcasts know no cluster)."""
@@ -170,8 +173,7 @@ class ClusterProxy:
         503 `cluster_degraded` when Redis cannot be asked."""
         r = self.cluster.redis
         if r is None:
-            raise ApiError(
-                503,
+            raise Unavailable(
                 f"the hub cluster is degraded (Redis unreachable): {kind} {item!r} is not "
                 "on this node and its owner cannot be looked up; retry shortly",
                 "cluster_degraded",
@@ -179,14 +181,32 @@ class ClusterProxy:
         try:
             node_id = await r.hget(f"{PREFIX}owner:{kind}", item)
         except NETWORK_ERRORS:
-            raise ApiError(
-                503, "the hub cluster is degraded (Redis unreachable)", "cluster_degraded"
+            raise Unavailable(
+                "the hub cluster is degraded (Redis unreachable)", "cluster_degraded"
             ) from None
         if not isinstance(node_id, str) or node_id == self.cluster.node.id:
             return None
         return self.cluster.peers.get(node_id)
 
-    async def forward(self, request: web.Request, node: NodeInfo) -> web.StreamResponse:
+    async def forward(
+        self,
+        request: web.Request,
+        kind: str,
+        item: str,
+        known_here: Callable[[web.Application, str], bool] | None = None,
+    ) -> web.StreamResponse | None:
+        """Serve `request` from the node owning `item` of `kind`; None when it is served here:
+        owned here, `known_here`, unknown, its node gone, or the request already forwarded."""
+        if not self.active or FORWARDED in request.headers:
+            return None
+        if item in self.cluster.owned[kind] or (known_here and known_here(request.app, item)):
+            return None
+        node = await self.owner(kind, item)
+        if node is None:
+            return None  # unknown, or its node is gone: the local answer (404)
+        return await self._relay(request, node)
+
+    async def _relay(self, request: web.Request, node: NodeInfo) -> web.StreamResponse:
         headers = CIMultiDict((h, request.headers[h]) for h in SENT_HEADERS if h in request.headers)
         headers[FORWARDED] = self.cluster.node.id
         if request.remote:
@@ -216,49 +236,47 @@ class ClusterProxy:
         except (aiohttp.ClientError, TimeoutError) as err:
             self.failed += 1
             log.warning("cluster: %s %s to node %s failed: %s", request.method, url, node.id, err)
-            raise ApiError(
-                503,
+            raise Unavailable(
                 f"node {node.id}, which holds this object, did not answer; retry shortly",
                 "owner_unreachable",
             ) from None
 
     async def on_behalf(
-        self,
-        app: web.Application,
-        who: Principal,
-        kind: str,
-        item: str,
-        path: str,
-        body: dict[str, Any] | None = None,
+        self, who: Principal, kind: str, item: str, path: str, body: dict[str, Any] | None = None
     ) -> Any:
         """A WebSocket request about an object another node owns: POST `path` there as `who`
         (a short-lived token of the same identity) and return its JSON answer; None when the
         object is here or unknown (the caller acts locally). Refusals come back as
-        `ApiError`s with the owner's status, code and message."""
-        if not self.active or _known_here(app, kind, item):
+        refusals with the owner's status, code and message."""
+        if not self.active or item in self.cluster.owned[kind]:
             return None
         node = await self.owner(kind, item)
         if node is None:
             return None
-        return await self.post_to(app, node, who, path, body)
+        return await self._post(node, who, path, body)
 
-    def _as(self, app: web.Application, who: Principal) -> dict[str, str]:
+    def _as(self, who: Principal) -> dict[str, str]:
         """Headers of a request this node makes as `who`: a short-lived token of the same
         identity, marked as forwarded (the peer serves it, never passes it on)."""
-        token = app[TOKENS].issue(who.user, who.role, who.centre, TOKEN_TTL)
+        token = self.tokens.issue(who.user, who.role, who.centre, TOKEN_TTL)
         return {"Authorization": f"Bearer {token}", FORWARDED: self.cluster.node.id}
 
     async def post_to(
-        self,
-        app: web.Application,
-        node: NodeInfo,
-        who: Principal,
-        path: str,
-        body: dict[str, Any] | None = None,
+        self, node: str, who: Principal, path: str, body: dict[str, Any] | None = None
     ) -> Any:
-        """POST `path` on `node` as `who`; its JSON answer, or an `ApiError` with the node's
+        """POST `path` on the live node `node` as `who` (see `_post`); `Unavailable` when
+        that node is not live."""
+        peer = self.cluster.peers.get(node)
+        if peer is None:
+            raise Unavailable(f"hub node {node} is not live", "node_unavailable")
+        return await self._post(peer, who, path, body)
+
+    async def _post(
+        self, node: NodeInfo, who: Principal, path: str, body: dict[str, Any] | None = None
+    ) -> Any:
+        """POST `path` on `node` as `who`; its JSON answer, or the refusal with the node's
         status, code and message (503 `owner_unreachable` when it did not answer)."""
-        headers = self._as(app, who)
+        headers = self._as(who)
         url = node.url.rstrip("/") + path
         self.forwarded += 1
         try:
@@ -268,12 +286,12 @@ class ClusterProxy:
         except (aiohttp.ClientError, TimeoutError, ValueError) as err:
             self.failed += 1
             log.warning("cluster: POST %s to node %s failed: %s", url, node.id, err)
-            raise ApiError(
-                503, f"node {node.id}, which holds this object, did not answer", "owner_unreachable"
+            raise Unavailable(
+                f"node {node.id}, which holds this object, did not answer", "owner_unreachable"
             ) from None
         if status >= 400:
             error = data.get("error", {}) if isinstance(data, dict) else {}
-            raise ApiError(status, str(error.get("message", "refused")), error.get("code"))
+            raise error_for_status(status, str(error.get("message", "refused")), error.get("code"))
         return data
 
     # -- merged lists ----------------------------------------------------------------------
@@ -301,15 +319,15 @@ class ClusterProxy:
         return out
 
     async def ask_peers(
-        self, app: web.Application, who: Principal, path: str, params: dict[str, str]
-    ) -> list[tuple[NodeInfo, Any]]:
-        """GET `path` from every live peer as `who` (local only): the answers, by node; peers
-        that did not answer are left out (counted in `failed`, logged)."""
+        self, who: Principal, path: str, params: dict[str, str]
+    ) -> list[tuple[str, Any]]:
+        """GET `path` from every live peer as `who` (local only): the answers, by node id;
+        peers that did not answer are left out (counted in `failed`, logged)."""
         if self.cluster.state is not ClusterState.UP or not self.cluster.peers:
             return []
-        headers = {**self._as(app, who), LOCAL_ONLY: "1"}
+        headers = {**self._as(who), LOCAL_ONLY: "1"}
         answers = await self._fan_out(path, params, headers)
-        return [(node, a) for node, a in answers if not isinstance(a, BaseException)]
+        return [(node.id, a) for node, a in answers if not isinstance(a, BaseException)]
 
     async def _fan_out(
         self, path: str, params: dict[str, str], headers: dict[str, str]
@@ -338,138 +356,16 @@ class ClusterProxy:
         return list(zip(peers, answers, strict=True))
 
 
-def claimer(app: web.Application) -> Callable[[str, str], None] | None:
-    """`Cluster.claim` when this node is part of a cluster (domain services take it)."""
-    cluster = app.get(CLUSTER)
-    return cluster.claim if cluster is not None and cluster.url is not None else None
-
-
-def proxy_of(request: web.Request) -> ClusterProxy | None:
-    proxy = request.app.get(CLUSTER_PROXY)
-    return proxy if proxy is not None and proxy.active else None
-
-
-def max_per_page(request: web.Request, default: int) -> int:
-    """A peer asked for a merged list's first `page * per_page` items may serve more."""
-    return MAX_DEPTH if request.headers.get(LOCAL_ONLY) else default
-
-
-async def merged_page(
-    request: web.Request,
-    page: int,
-    per_page: int,
-    local: Callable[[int, int], Awaitable[tuple[list[dict[str, Any]], int]]],
-    sort_key: Callable[[dict[str, Any]], Any],
-) -> web.Response:
-    """A paged list (`items`, `page`, `per_page`, `total`) over every live node: each answers
-    its first `page * per_page` items, merged, re-sorted, then the page is cut."""
-    proxy = proxy_of(request)
-    if proxy is None or not proxy.fans_out(request):
-        items, total = await local(page, per_page)
-        body: dict[str, Any] = {"items": items, "page": page, "per_page": per_page}
-        return web.json_response({**body, "total": total, "partial": False, "nodes_missing": []})
-    depth = page * per_page
-    if depth > MAX_DEPTH:
-        raise ApiError(400, f"a hub cluster lists the first {MAX_DEPTH} items (page * per_page)")
-    items, total = await local(1, depth)
-    gathered = await proxy.gather(request, {"page": "1", "per_page": str(depth)})
-    seen = {item.get("id") for item in items}
-    for answer in gathered.bodies:
-        if not isinstance(answer, dict):
-            continue
-        total += int(answer.get("total") or 0)
-        for item in answer.get("items") or []:
-            if isinstance(item, dict) and item.get("id") not in seen:
-                seen.add(item.get("id"))
-                items.append(item)
-    items.sort(key=sort_key)
-    resp = web.json_response(
-        {
-            "items": items[(page - 1) * per_page : depth],
-            "page": page,
-            "per_page": per_page,
-            "total": total,
-            "partial": gathered.partial,
-            "nodes_missing": gathered.missing,
-        }
-    )
-    gathered.mark(resp)
-    return resp
-
-
-async def merged_list(
-    request: web.Request, local: list[dict[str, Any]], key: str | None = "id"
-) -> web.Response:
-    """A plain JSON list (live rooms, live broadcasts, pending rings) over every live node:
-    this node's items, then each peer's (in node order) that no earlier list had (by `key`;
-    None: every item, for lists whose items each come from one node only). Peers that did not
-    answer: `X-Zzhub-Partial` / `X-Zzhub-Nodes-Missing`."""
-    proxy = proxy_of(request)
-    if proxy is None or not proxy.fans_out(request):
-        return web.json_response(local)
-    gathered = await proxy.gather(request)
-    resp = web.json_response(_union(local, gathered.bodies, key))
-    gathered.mark(resp)
-    return resp
-
-
-async def with_peers(
-    app: web.Application, who: Principal, path: str, local: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """`local` and what every live peer answers to `GET path` as `who` from its own objects
-    (`merged_list` without a request: the WebSocket `call.pending`, `rollcall.pending`)."""
-    proxy = app.get(CLUSTER_PROXY)
-    if proxy is None or not proxy.active:
-        return local
-    answers = await proxy.ask_peers(app, who, path, {})
-    return _union(local, [answer for _, answer in answers], None)
-
-
-def _union(local: list[dict[str, Any]], answers: list[Any], key: str | None) -> list[Any]:
-    items = list(local)
-    seen = {item.get(key) for item in items} if key else set()
-    for answer in answers:
-        for item in answer if isinstance(answer, list) else []:
-            if not isinstance(item, dict):
-                continue
-            if key:
-                if item.get(key) in seen:
-                    continue
-                seen.add(item.get(key))
-            items.append(item)
-    return items
-
-
-# -- the middleware ------------------------------------------------------------------------
-def _target(path: str) -> tuple[str, str] | None:
-    m = ATTACHMENT.match(path)
-    if m is not None:
-        return "notice_attachment", m.group(1)
-    m = PATH.match(path)
-    if m is None:
-        return None
-    kind, item = KINDS[m.group(1)], m.group(2)
-    return None if (kind, item) in NOT_IDS else (kind, item)
-
-
-def _known_here(app: web.Application, kind: str, item: str) -> bool:
-    if item in app[CLUSTER].owned[kind]:
-        return True
-    return kind == "room" and app[ROOMS].get(item) is not None  # an ended room
-
-
 @web.middleware
 async def owner_proxy(request: web.Request, handler: Handler) -> web.StreamResponse:
-    proxy = proxy_of(request)
-    if proxy is None or FORWARDED in request.headers:
+    """Requests for an object another node owns (`hub.http.routes.owned`) are served there."""
+    proxy = request.app.get(CLUSTER_PROXY)
+    found = owner_of(request)
+    if proxy is None or found is None:
         return await handler(request)
-    found = _target(request.path)
-    if found is None or _known_here(request.app, *found):
-        return await handler(request)
-    node = await proxy.owner(*found)
-    if node is None:
-        return await handler(request)  # unknown, or its node is gone: the local answer (404)
-    return await proxy.forward(request, node)
+    mark, item = found
+    forwarded = await proxy.forward(request, mark.kind, item, mark.known_here)
+    return forwarded if forwarded is not None else await handler(request)
 
 
 def peer_ssl(tls_cert: str) -> ssl.SSLContext | None:
@@ -488,8 +384,9 @@ async def cluster_proxy_ctx(app: web.Application) -> AsyncIterator[None]:
     """After `cluster_ctx`; the client session is closed at teardown."""
     cluster = app[CLUSTER]
     tls = await asyncio.to_thread(peer_ssl, app[CONFIG].http.tls_cert) if cluster.url else None
-    proxy = ClusterProxy(cluster, ssl_context=tls)
+    proxy = ClusterProxy(cluster, app[TOKENS], ssl_context=tls)
     app[CLUSTER_PROXY] = proxy
+    app[LINK] = proxy
     events = app[EVENTS]
     if proxy.active:
         events.taps.append(proxy.tap)

@@ -13,18 +13,17 @@ from __future__ import annotations
 from aiohttp import web
 
 from config.schema import Role
+from hub.cameras.service import CAMERAS
+from hub.core.auth import principal
+from hub.core.state import CONFIG
 from streams.hubrelay import CONTENT_TYPE, encode_info, encode_packet
 from streams.relay import RelayClosed
 from streams.stream import StreamState
 
 
 async def relay_leg(request: web.Request) -> web.StreamResponse:
-    from hub.cameras.api import visible_camera
-    from hub.core.auth import principal
-    from hub.core.state import CONFIG
-
-    cam = visible_camera(request)
     p = principal(request)
+    cam = request.app[CAMERAS].visible(request.match_info["camera"], p)
     if p.role is not Role.ADMIN:  # hub nodes authenticate with an admin token
         raise web.HTTPForbidden(text="the relay leg is for hub nodes (admin token)")
     cfg = request.app[CONFIG]

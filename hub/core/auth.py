@@ -17,7 +17,7 @@ import jwt
 from aiohttp import web
 
 from config.schema import Role, UserConfig
-from hub.core.errors import ApiError
+from hub.core.errors import Unauthenticated
 
 ALGORITHM = "HS256"
 ISSUER = "zzhub"
@@ -113,5 +113,5 @@ PRINCIPAL = web.RequestKey("principal", Principal)
 def principal(request: web.Request) -> Principal:
     p: Principal | None = request.get(PRINCIPAL)
     if p is None:
-        raise ApiError(401, "authentication required")
+        raise Unauthenticated("authentication required")
     return p

@@ -9,9 +9,9 @@ from aiohttp import web
 
 from config.schema import Role
 from hub.core.auth import principal
-from hub.core.errors import ApiError
-from hub.duty.service import DUTY, DutyError
-from hub.http.system import read_json
+from hub.core.errors import Forbidden, Invalid, NotFound
+from hub.duty.service import DUTY
+from hub.http.request import read_json
 
 SUPERVISORS = {Role.ADMIN, Role.DISPATCHER}
 REPORT_ROLES = {Role.ADMIN, Role.DISPATCHER, Role.OPERATOR}
@@ -20,16 +20,13 @@ REPORT_ROLES = {Role.ADMIN, Role.DISPATCHER, Role.OPERATOR}
 def _check_id(request: web.Request) -> int:
     raw = request.match_info["check"]
     if not raw.isdigit():
-        raise ApiError(404, f"no duty check {raw!r}")
+        raise NotFound(f"no duty check {raw!r}")
     return int(raw)
 
 
 async def answer(request: web.Request) -> web.Response:
     p = principal(request)
-    try:
-        check = await request.app[DUTY].answer(_check_id(request), p.user)
-    except DutyError as err:
-        raise ApiError(err.status, str(err)) from None
+    check = await request.app[DUTY].answer(_check_id(request), p.user)
     return web.json_response(check.to_json())
 
 
@@ -42,13 +39,13 @@ async def pending(request: web.Request) -> web.Response:
 async def ask(request: web.Request) -> web.Response:
     p = principal(request)
     if p.role not in SUPERVISORS:
-        raise ApiError(403, "only dispatchers and admins ask for a duty check")
+        raise Forbidden("only dispatchers and admins ask for a duty check")
     body = await read_json(request)
     user = body.get("user")
     duty = request.app[DUTY]
     target = duty.users.get(user) if isinstance(user, str) else None
     if target is None or not p.can_see(target.centre):
-        raise ApiError(404, f"no user {user!r} in your scope")
+        raise NotFound(f"no user {user!r} in your scope")
     check = await duty.ask(target.name, asked_by=p.user)
     return web.json_response(check.to_json(), status=201)
 
@@ -56,7 +53,7 @@ async def ask(request: web.Request) -> web.Response:
 async def report(request: web.Request) -> web.Response:
     p = principal(request)
     if p.role not in REPORT_ROLES:
-        raise ApiError(403, "duty reports are for operators, dispatchers and admins")
+        raise Forbidden("duty reports are for operators, dispatchers and admins")
     duty = request.app[DUTY]
     raw = request.query.get("date")
     try:
@@ -66,7 +63,7 @@ async def report(request: web.Request) -> web.Response:
             else dt.datetime.now(ZoneInfo(duty.config.timezone)).date()
         )
     except ValueError:
-        raise ApiError(400, "date must be YYYY-MM-DD") from None
+        raise Invalid("date must be YYYY-MM-DD") from None
     return web.json_response(await duty.report(p.centre, day))
 
 

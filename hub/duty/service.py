@@ -27,6 +27,7 @@ from aiohttp import web
 from config.schema import DutyConfig, UserConfig, parent_of
 from hub.alerts.service import iso
 from hub.core.db import Database
+from hub.core.errors import Conflict, NotFound
 from hub.core.events import EventBus
 
 log = logging.getLogger(__name__)
@@ -45,12 +46,6 @@ MIGRATIONS = [
     )""",
     "CREATE INDEX duty_checks_asked ON duty_checks (asked_at)",
 ]
-
-
-class DutyError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +162,7 @@ class DutyChecks:
     async def ask(self, user_name: str, *, asked_by: str) -> Check:
         user = self.users.get(user_name)
         if user is None:
-            raise DutyError(404, f"no configured user {user_name!r}")
+            raise NotFound(f"no configured user {user_name!r}")
         now = time.time()
         deadline = now + self.config.answer_within
         check_id = await self.db.execute(
@@ -210,9 +205,9 @@ class DutyChecks:
         changed = await self.db.transaction(update)
         check = await self.get(check_id)
         if check is None or check.user != user:
-            raise DutyError(404, f"no duty check {check_id} for you")
+            raise NotFound(f"no duty check {check_id} for you")
         if not changed and check.status != "answered":
-            raise DutyError(409, "too late: this check was already escalated")
+            raise Conflict("too late: this check was already escalated")
         if changed:
             self.events.publish("duty.answered", check.centre, check.to_json())
         return check

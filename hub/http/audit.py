@@ -7,7 +7,7 @@ from aiohttp import web
 from config.schema import Role
 from hub.core.audit import AUDIT
 from hub.core.auth import principal
-from hub.core.errors import ApiError
+from hub.core.errors import Forbidden, Invalid
 
 MAX_LIMIT = 1000
 
@@ -15,13 +15,13 @@ MAX_LIMIT = 1000
 async def list_audit(request: web.Request) -> web.Response:
     p = principal(request)
     if p.role is not Role.ADMIN:
-        raise ApiError(403, "the audit log is for admins")
+        raise Forbidden("the audit log is for admins")
     q = request.query
     try:
         limit = max(1, min(MAX_LIMIT, int(q.get("limit", "100"))))
         before = int(q["before"]) if q.get("before") else None
     except ValueError:
-        raise ApiError(400, "limit and before must be numbers") from None
+        raise Invalid("limit and before must be numbers") from None
     rows = await request.app[AUDIT].rows(
         p.centre,
         limit=limit,
@@ -35,7 +35,7 @@ async def list_audit(request: web.Request) -> web.Response:
 async def verify_audit(request: web.Request) -> web.Response:
     p = principal(request)
     if p.role is not Role.ADMIN:
-        raise ApiError(403, "the audit log is for admins")
+        raise Forbidden("the audit log is for admins")
     checked, broken = await request.app[AUDIT].verify()
     return web.json_response(
         {

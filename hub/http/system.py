@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 from aiohttp import web
 
 from config.schema import Role
 from hub.cameras.service import CAMERAS, WHEP
-from hub.cluster.service import CLUSTER
 from hub.core.audit import AUDIT
 from hub.core.auth import TOKENS, USERS, check_password, principal
 from hub.core.centres import CENTRES
-from hub.core.errors import ApiError
+from hub.core.cluster import link_of
+from hub.core.errors import Forbidden, Invalid, Unauthenticated
 from hub.core.state import CONFIG, STARTED
 from hub.core.turn import client_ice_servers_for
 from hub.http.metrics import render_all_metrics
+from hub.http.request import read_json
 
 
 async def health(request: web.Request) -> web.Response:
@@ -31,30 +31,16 @@ async def health(request: web.Request) -> web.Response:
             "viewers": len(app[WHEP]),
             # scale-out: "off" (no redis.url), "up", "connecting" or "degraded" (Redis away,
             # local features go on); `nodes`: the live hub nodes while up
-            "cluster": str(app[CLUSTER].state) if CLUSTER in app else "off",
-            "nodes": app[CLUSTER].to_json()["nodes"] if CLUSTER in app else [],
+            **link_of(app).status(),
         }
     )
-
-
-async def read_json(request: web.Request) -> dict[str, object]:
-    if request.content_type != "application/json":
-        raise ApiError(415, "expected Content-Type: application/json")
-    raw = await request.read()
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise ApiError(400, "body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "body must be a JSON object")
-    return body
 
 
 async def login(request: web.Request) -> web.Response:
     body = await read_json(request)
     name, password = body.get("user"), body.get("password")
     if not isinstance(name, str) or not isinstance(password, str):
-        raise ApiError(400, "user and password (strings) are required")
+        raise Invalid("user and password (strings) are required")
     user = request.app[USERS].get(name)
     peer = request.remote or ""
     if user is None or not check_password(user.password, password):
@@ -62,7 +48,7 @@ async def login(request: web.Request) -> web.Response:
             request.app[AUDIT].record(
                 user.name, "login.failed", f"user:{user.name}", {"remote": peer}, user.centre
             )
-        raise ApiError(401, "wrong user name or password")
+        raise Unauthenticated("wrong user name or password")
     token = request.app[TOKENS].issue(user.name, user.role, user.centre)
     request.app[AUDIT].record(
         user.name, "login", f"user:{user.name}", {"remote": peer}, user.centre
@@ -107,17 +93,8 @@ async def cluster(request: web.Request) -> web.Response:
     """Admins: this node's view of the hub cluster — state, live nodes with their URLs,
     counters, and the ids it keeps that another node claimed first (`conflicts`)."""
     if principal(request).role is not Role.ADMIN:
-        raise ApiError(403, "only admins see the cluster's state")
-    c = request.app[CLUSTER]
-    body = {
-        **c.to_json(),
-        "peers": [n.to_json() for n in sorted(c.peers.values(), key=lambda n: n.id)],
-        "events": {"sent": c.sent, "received": c.received, "dropped": c.dropped},
-        "reconnects": c.reconnects,
-        "swept": c.swept,
-        "conflicts_total": c.conflicts_total,
-    }
-    return web.json_response(body)
+        raise Forbidden("only admins see the cluster's state")
+    return web.json_response(link_of(request.app).admin_json())
 
 
 async def metrics(request: web.Request) -> web.Response:

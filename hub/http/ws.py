@@ -27,8 +27,9 @@ from typing import Any, Literal
 from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hub.cluster.service import CLUSTER
 from hub.core.auth import Principal, principal
+from hub.core.cluster import link_of
+from hub.core.errors import HubError
 from hub.core.events import EVENTS, Event, EventBus
 from hub.core.presence import PRESENCE, Presence, Status
 
@@ -210,7 +211,7 @@ class WsRouter:
             return
         try:
             result = await handler(client, request)
-        except WsError as err:
+        except (WsError, HubError) as err:  # a refusal: the same code and message as over HTTP
             await client.send(_error(envelope.id, err.code, err.message))
             return
         except Exception:
@@ -280,7 +281,7 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
                     "types": router.types(),
                     # scale-out: this node, the cluster state and the live nodes with their
                     # URLs (the console's fallback when this node stays unreachable)
-                    "cluster": app[CLUSTER].client_json() if CLUSTER in app else None,
+                    "cluster": link_of(app).client_json(),
                 },
             }
         )

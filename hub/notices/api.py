@@ -23,16 +23,17 @@ from urllib.parse import quote
 from aiohttp import web
 
 from hub.broadcasts.scope import check_sender, targets
-from hub.cluster.proxy import CLUSTER_PROXY, FORWARDED, claimer, proxy_of
-from hub.cluster.service import CLUSTER
 from hub.core.auth import Principal, principal
 from hub.core.centres import CENTRES
+from hub.core.cluster import link_of
 from hub.core.db import DB
-from hub.core.errors import ApiError
+from hub.core.errors import HubError, Invalid, TooLarge
 from hub.core.events import EVENTS
 from hub.core.presence import PRESENCE
 from hub.core.state import CONFIG
-from hub.http.system import read_json
+from hub.http.lists import mark
+from hub.http.request import read_json
+from hub.http.routes import owned
 from hub.http.ws import WS
 from hub.notices.service import QUEUE_LIMIT, Notices
 from hub.notices.store import Notice, NoticeStore
@@ -52,8 +53,8 @@ class PeerInboxes:
         self.app = app
 
     async def pending(self, who: Principal) -> list[tuple[str, list[dict[str, Any]]]]:
-        proxy = self.app[CLUSTER_PROXY]
-        answers = await proxy.ask_peers(self.app, who, "/api/notices/inbox", {"pending": "1"})
+        link = link_of(self.app)
+        answers = await link.ask_peers(who, "/api/notices/inbox", {"pending": "1"})
         out: list[tuple[str, list[dict[str, Any]]]] = []
         for node, answer in answers:
             found = [
@@ -62,17 +63,14 @@ class PeerInboxes:
                 if isinstance(n, dict) and isinstance(n.get("id"), str)
             ][:QUEUE_LIMIT]
             if found:
-                out.append((node.id, found))
+                out.append((node, found))
         return out
 
     async def delivered(self, node: str, who: Principal, ids: list[str]) -> None:
-        proxy = self.app[CLUSTER_PROXY]
-        peer = proxy.cluster.peers.get(node)
-        if peer is None:
-            return  # gone meanwhile: it delivers them again on the next connect
+        # a node gone meanwhile delivers them again on the next connect
         try:
-            await proxy.post_to(self.app, peer, who, "/api/notices/delivered", {"ids": ids})
-        except ApiError as err:
+            await link_of(self.app).post_to(node, who, "/api/notices/delivered", {"ids": ids})
+        except HubError as err:
             log.warning("notices: delivery receipts for %s to node %s: %s", who.user, node, err)
 
 
@@ -82,10 +80,11 @@ async def notices_ctx(app: web.Application) -> AsyncIterator[None]:
     await store.open()
     files = Path(cfg.http.data_dir) / "notices"
     files.mkdir(parents=True, exist_ok=True)
-    claim = claimer(app)
+    link = link_of(app)
+    claim = link.claimer()
     if claim is not None:  # a hub cluster: what was sent from here is still held here
-        app[CLUSTER].claim_many("notice", await store.ids())
-        app[CLUSTER].claim_many("notice_attachment", await store.attachment_ids())
+        link.claim_many("notice", await store.ids())
+        link.claim_many("notice_attachment", await store.attachment_ids())
     notices = Notices(
         store,
         app[PRESENCE],
@@ -109,7 +108,7 @@ async def upload(request: web.Request) -> web.Response:
     check_sender(p, request.app[CENTRES], "notices")
     limit = request.app[CONFIG].notices.max_attachment_bytes
     if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, f"attachment too large (limit {limit} bytes)")
+        raise TooLarge(f"attachment too large (limit {limit} bytes)")
     notices = request.app[NOTICES]
     attachment_id = secrets.token_hex(10)
     path = notices.attachment_path(attachment_id)
@@ -119,10 +118,10 @@ async def upload(request: web.Request) -> web.Response:
             while chunk := await request.content.read(CHUNK):
                 size += len(chunk)
                 if size > limit:
-                    raise ApiError(413, f"attachment too large (limit {limit} bytes)")
+                    raise TooLarge(f"attachment too large (limit {limit} bytes)")
                 out.write(chunk)
         if size == 0:
-            raise ApiError(400, "the attachment is empty")
+            raise Invalid("the attachment is empty")
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -138,22 +137,16 @@ async def send(request: web.Request) -> web.StreamResponse:
     body = await read_json(request)
     title, text, attachment = body.get("title"), body.get("text", ""), body.get("attachment")
     if not isinstance(title, str) or not title.strip() or len(title) > 200:
-        raise ApiError(400, "title must be a non-empty string of at most 200 characters")
+        raise Invalid("title must be a non-empty string of at most 200 characters")
     if not isinstance(text, str) or len(text) > 20_000:
-        raise ApiError(400, "text must be a string of at most 20000 characters")
+        raise Invalid("text must be a string of at most 20000 characters")
     if attachment is not None and not isinstance(attachment, str):
-        raise ApiError(400, "attachment must be the id of an uploaded attachment")
+        raise Invalid("attachment must be the id of an uploaded attachment")
     codes = targets(p, tree, body)
-    proxy = proxy_of(request)
-    if (
-        proxy is not None
-        and attachment is not None
-        and FORWARDED not in request.headers
-        and attachment not in proxy.cluster.owned["notice_attachment"]
-    ):
-        node = await proxy.owner("notice_attachment", attachment)
-        if node is not None:  # uploaded on another node: the notice is sent from there
-            return await proxy.forward(request, node)
+    if attachment is not None:  # uploaded on another node: the notice is sent from there
+        forwarded = await link_of(request.app).forward(request, "notice_attachment", attachment)
+        if forwarded is not None:
+            return forwarded
     notice = await request.app[NOTICES].send(p, title.strip(), text, codes, attachment)
     return web.json_response(await request.app[NOTICES].status(notice), status=201)
 
@@ -163,10 +156,10 @@ async def merged(
 ) -> web.Response:
     """`local` (this node's notices), with every live peer's in a hub cluster: sorted by
     `created`, at most LIST_LIMIT, marked partial when a node did not answer."""
-    proxy = proxy_of(request)
-    if proxy is None or not proxy.fans_out(request):
+    link = link_of(request.app)
+    if not link.fans_out(request):
         return web.json_response(local)
-    gathered = await proxy.gather(request)
+    gathered = await link.gather(request)
     seen = {n["id"] for n in local}
     items = list(local)
     for answer in gathered.bodies:
@@ -176,7 +169,7 @@ async def merged(
                 items.append(n)
     items.sort(key=lambda n: float(n.get("created") or 0), reverse=newest_first)
     resp = web.json_response(items[:LIST_LIMIT])
-    gathered.mark(resp)
+    mark(gathered, resp)
     return resp
 
 
@@ -219,7 +212,7 @@ async def delivered(request: web.Request) -> web.Response:
         or len(ids) > QUEUE_LIMIT
         or not all(isinstance(i, str) for i in ids)
     ):
-        raise ApiError(400, f"ids must be a list of at most {QUEUE_LIMIT} notice ids")
+        raise Invalid(f"ids must be a list of at most {QUEUE_LIMIT} notice ids")
     counted = await request.app[NOTICES].delivered_to(p, [str(i) for i in ids])
     return web.json_response({"delivered": counted})
 
@@ -264,10 +257,11 @@ async def attachment(request: web.Request) -> web.StreamResponse:
 def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_post("/api/notices/attachments", upload)
-    r.add_get("/api/notices/attachments/{attachment}", attachment)
+    file = owned("notice_attachment", "attachment")(attachment)
+    r.add_get("/api/notices/attachments/{attachment}", file)
     r.add_post("/api/notices", send)
     r.add_get("/api/notices", list_sent)
     r.add_get("/api/notices/inbox", inbox)
     r.add_post("/api/notices/delivered", delivered)
-    r.add_get("/api/notices/{id}", get)
-    r.add_post("/api/notices/{id}/read", read)
+    r.add_get("/api/notices/{id}", owned("notice", "id")(get))
+    r.add_post("/api/notices/{id}/read", owned("notice", "id")(read))

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from hub.core.auth import Principal
 from hub.core.centres import CentreTree
-from hub.core.errors import ApiError
+from hub.core.errors import Forbidden, NotFound
 from hub.core.events import EventBus
 from hub.core.presence import Presence
 from hub.notices.store import Attachment, Notice, NoticeStore
@@ -94,7 +94,7 @@ class Notices:
     # -- attachments -------------------------------------------------------------------------
     def attachment_path(self, attachment_id: str) -> Path:
         if not ID_RE.match(attachment_id):
-            raise ApiError(404, "no such attachment")
+            raise NotFound("no such attachment")
         return self.files / attachment_id
 
     async def save_attachment(
@@ -119,12 +119,12 @@ class Notices:
     async def readable_attachment(self, attachment_id: str, who: Principal) -> Attachment:
         a = await self.store.attachment(attachment_id) if ID_RE.match(attachment_id) else None
         if a is None:
-            raise ApiError(404, "no such attachment")
+            raise NotFound("no such attachment")
         if who.user == a.uploader or who.can_see(a.centre):
             return a
         if who.centre in await self.store.attachment_targets(attachment_id):
             return a
-        raise ApiError(404, "no such attachment")
+        raise NotFound("no such attachment")
 
     # -- sending -----------------------------------------------------------------------------
     async def send(
@@ -134,7 +134,7 @@ class Notices:
         if attachment is not None:
             found = await self.store.attachment(attachment) if ID_RE.match(attachment) else None
             if found is None or found.uploader != by.user:
-                raise ApiError(404, f"no attachment {attachment!r} uploaded by you")
+                raise NotFound(f"no attachment {attachment!r} uploaded by you")
         notice = Notice(
             "n" + secrets.token_hex(8),
             title,
@@ -196,7 +196,7 @@ class Notices:
     async def get(self, notice_id: str, who: Principal) -> Notice:
         notice = await self.store.get(notice_id) if ID_RE.match(notice_id) else None
         if notice is None or not (self.is_sender_side(notice, who) or who.centre in notice.targets):
-            raise ApiError(404, f"no notice {notice_id!r} for you")
+            raise NotFound(f"no notice {notice_id!r} for you")
         return notice
 
     @staticmethod
@@ -205,7 +205,7 @@ class Notices:
 
     async def read(self, notice: Notice, who: Principal) -> None:
         if who.centre not in notice.targets:
-            raise ApiError(403, "this notice was not sent to your centre")
+            raise Forbidden("this notice was not sent to your centre")
         await self.store.read(notice.id, who.user, who.centre, time.time())
 
     async def status(self, notice: Notice) -> dict[str, Any]:

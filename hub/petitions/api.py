@@ -27,15 +27,17 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from config.schema import Level, Role
-from hub.calls.api import parse_body, ws_refusals
 from hub.calls.service import CALLS
-from hub.cluster.proxy import CLUSTER_PROXY, proxy_of
 from hub.core.audit import AUDIT
 from hub.core.auth import TOKENS, USERS, Principal, principal
 from hub.core.centres import CENTRES
-from hub.core.errors import ApiError
+from hub.core.cluster import link_of
+from hub.core.errors import Conflict, Forbidden, Invalid, NotFound
 from hub.core.presence import PRESENCE
 from hub.core.state import CONFIG
+from hub.http.lists import mark
+from hub.http.request import parse_body
+from hub.http.routes import owned
 from hub.http.ws import WS, Request, WsClient
 from hub.petitions.app import call_back, petitioner_guard
 from hub.petitions.export import write_case_zip
@@ -102,7 +104,7 @@ async def _case(request: web.Request) -> tuple[Petitions, Case, Principal]:
     petitions = request.app[PETITIONS]
     case = await petitions.store.get(request.match_info["code"])
     if case is None or not may_read(p, case):
-        raise ApiError(404, f"no case {request.match_info['code']!r} in your scope")
+        raise NotFound(f"no case {request.match_info['code']!r} in your scope")
     return petitions, case, p
 
 
@@ -111,11 +113,11 @@ async def _acting(
 ) -> tuple[Petitions, Case, Principal]:
     petitions, case, p = await _case(request)
     if p.role not in STAFF:
-        raise ApiError(403, f"a {p.role} may not act on cases")
+        raise Forbidden(f"a {p.role} may not act on cases")
     if not (
         p.can_see(case.queue) or p.user == case.host or (invited_ok and p.user in case.invited)
     ):
-        raise ApiError(403, f"case {case.code} is in the queue of {case.queue}, outside your scope")
+        raise Forbidden(f"case {case.code} is in the queue of {case.queue}, outside your scope")
     return petitions, case, p
 
 
@@ -123,15 +125,15 @@ async def _acting(
 async def create(request: web.Request) -> web.Response:
     p = principal(request)
     if p.role not in FILERS:
-        raise ApiError(403, f"a {p.role} may not file requests")
+        raise Forbidden(f"a {p.role} may not file requests")
     body = await parse_body(request, NewCase)
     origin = p.centre
     if p.role in STAFF and body.centre:
         if not p.can_see(body.centre) or body.centre not in request.app[CENTRES]:
-            raise ApiError(403, f"centre {body.centre} is outside your scope")
+            raise Forbidden(f"centre {body.centre} is outside your scope")
         origin = body.centre
     elif body.centre not in (None, p.centre):
-        raise ApiError(403, "a terminal files requests for its own centre only")
+        raise Forbidden("a terminal files requests for its own centre only")
     case = await request.app[PETITIONS].create(p, origin, body.category, body.urgent, body.text)
     return web.json_response(
         await _view(request, case), status=201, headers={"Location": f"/api/petitions/{case.code}"}
@@ -148,16 +150,16 @@ async def scoped_list(
 ) -> list[dict[str, Any]]:
     """The cases `p` may list (HTTP `GET /api/petitions` and WS `petition.list`)."""
     if p.role not in FILERS:
-        raise ApiError(403, f"a {p.role} may not list cases")
+        raise Forbidden(f"a {p.role} may not list cases")
     statuses = STATUS_SETS.get(status, (status,) if status else ())
     if any(s not in Status.__members__.values() for s in statuses):
-        raise ApiError(400, f"status must be one of {', '.join(Status)}, waiting or hearing")
+        raise Invalid(f"status must be one of {', '.join(Status)}, waiting or hearing")
     centre = centre or p.centre
     if p.role is Role.TERMINAL:
         found = await petitions.store.find(statuses=statuses, origin_user=p.user)
     else:
         if not p.can_see(centre):
-            raise ApiError(403, f"centre {centre} is outside your scope")
+            raise Forbidden(f"centre {centre} is outside your scope")
         found = await petitions.store.find(scope=centre, statuses=statuses)
     queues = {queue: await petitions.waiting(queue) for queue in {c.queue for c in found}}
     return [petitions.view(c, queues[c.queue]) for c in found]
@@ -168,12 +170,12 @@ async def list_cases(request: web.Request) -> web.Response:
     status, centre = request.query.get("status", ""), request.query.get("centre")
     petitions = request.app[PETITIONS]
     cases = await scoped_list(petitions, p, status, centre)
-    proxy = proxy_of(request)
-    if proxy is None or not proxy.fans_out(request):
+    link = link_of(request.app)
+    if not link.fans_out(request):
         return web.json_response(cases)
-    gathered = await proxy.gather(request)
+    gathered = await link.gather(request)
     resp = web.json_response(merge_cases(petitions, cases, gathered.bodies))
-    gathered.mark(resp)
+    mark(gathered, resp)
     return resp
 
 
@@ -226,9 +228,9 @@ async def transfer(request: web.Request) -> web.Response:
     body = await parse_body(request, Transfer)
     target = request.app[CENTRES].get(body.centre)
     if target is None or target.level is Level.VILLAGE:
-        raise ApiError(400, f"{body.centre} is not a township or county centre")
+        raise Invalid(f"{body.centre} is not a township or county centre")
     if body.centre == case.queue:
-        raise ApiError(409, f"case {case.code} is already in the queue of {body.centre}")
+        raise Conflict(f"case {case.code} is already in the queue of {body.centre}")
     case = await petitions.transfer(case.code, p, body.centre, body.note)
     return web.json_response(await _view(request, case))
 
@@ -243,9 +245,9 @@ async def invite(request: web.Request) -> web.Response:
         member = request.app[PRESENCE].get(name)
         centre = user.centre if user else member.centre if member else None
         if centre is None:
-            raise ApiError(404, f"no user {name!r}")
+            raise NotFound(f"no user {name!r}")
         if not (p.can_see(centre) or centre in chain):
-            raise ApiError(403, f"{name} ({centre}) is outside your scope")
+            raise Forbidden(f"{name} ({centre}) is outside your scope")
     case = await petitions.invite(case.code, p, list(dict.fromkeys(body.users)), body.note)
     return web.json_response(await _view(request, case))
 
@@ -261,12 +263,12 @@ async def followup(request: web.Request) -> web.Response:
     petitions, case, p = await _acting(request)
     body = await parse_body(request, Followup)
     if body.call == (body.satisfaction is not None):
-        raise ApiError(400, "send either call: true (ring back) or satisfaction: 1..5")
+        raise Invalid("send either call: true (ring back) or satisfaction: 1..5")
     if body.satisfaction is not None:
         case = await petitions.followup(case.code, p, body.satisfaction, body.note)
         return web.json_response(await _view(request, case))
     if case.status is not Status.RESOLVED:
-        raise ApiError(409, f"case {case.code} is {case.status}: call back after it is resolved")
+        raise Conflict(f"case {case.code} is {case.status}: call back after it is resolved")
     if body.at is not None and body.at > time.time():
         note = body.note or "call back scheduled"
         case = await petitions.record(
@@ -298,7 +300,7 @@ async def note(request: web.Request) -> web.Response:
 async def link(request: web.Request) -> web.Response:
     petitions, case, p = await _acting(request)
     if case.status is Status.ARCHIVED:
-        raise ApiError(409, f"case {case.code} is archived")
+        raise Conflict(f"case {case.code} is archived")
     iat = int(time.time())
     await petitions.record(case.code, p.user, "link", "petitioner link issued", link_iat=iat)
     ttl = request.app[CONFIG].petitions.link_ttl
@@ -318,7 +320,7 @@ async def link(request: web.Request) -> web.Response:
 async def export(request: web.Request) -> web.StreamResponse:
     petitions, case, p = await _case(request)
     if p.role not in STAFF:
-        raise ApiError(403, f"a {p.role} may not export cases")
+        raise Forbidden(f"a {p.role} may not export cases")
     timeline = [e.to_json() for e in await petitions.store.timeline(case.code)]
     rows = await request.app[RECORDINGS].index.by_tag(case.code)
     closed = [r for r in rows if r.end_ms is not None]
@@ -351,8 +353,9 @@ def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_post("/api/petitions", create)
     r.add_get("/api/petitions", list_cases)
-    r.add_get("/api/petitions/{code}", get_case)
-    r.add_get("/api/petitions/{code}/export.zip", export)
+    one = owned("petition", "code")
+    r.add_get("/api/petitions/{code}", one(get_case))
+    r.add_get("/api/petitions/{code}/export.zip", one(export))
     actions: dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]] = {
         "accept": accept,
         "transfer": transfer,
@@ -364,7 +367,7 @@ def add_routes(app: web.Application) -> None:
         "link": link,
     }
     for name, handler in actions.items():
-        r.add_post(f"/api/petitions/{{code}}/{name}", handler)
+        r.add_post(f"/api/petitions/{{code}}/{name}", one(handler))
     register_ws(app)
 
 
@@ -379,13 +382,13 @@ def register_ws(app: web.Application) -> None:
     async def listing(client: WsClient, req: ListRequest) -> list[Any]:
         p, petitions = client.principal, app[PETITIONS]
         cases = await scoped_list(petitions, p, req.status, req.centre)
-        proxy = app.get(CLUSTER_PROXY)
-        if proxy is None or not proxy.active:
+        link = link_of(app)
+        if not link.active:
             return cases
         query = {"status": req.status} if req.status else {}
         if req.centre:
             query["centre"] = req.centre
-        answers = await proxy.ask_peers(app, p, "/api/petitions", query)
+        answers = await link.ask_peers(p, "/api/petitions", query)
         return merge_cases(petitions, cases, [answer for _, answer in answers])
 
-    app[WS].register("petition.list", ListRequest, ws_refusals(listing))
+    app[WS].register("petition.list", ListRequest, listing)

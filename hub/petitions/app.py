@@ -6,29 +6,29 @@ overdue watch ends. `petitioner_guard` is a middleware (after authentication) th
 petitioner token (`petitioner:<code>`) reach its own case and its hearing room only, and only
 while it is the newest link issued for the case.
 
-In a hub cluster, case numbers come from `CaseNumbers`: one Redis counter per village per day,
+In a hub cluster, case numbers come from `case_numbers`: one Redis counter per village per day,
 seeded with each node's local maximum and skipping any code a node has claimed, so two nodes
 never hand out the same code while Redis is reachable.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import jwt
 from aiohttp import web
 
 from config.schema import Role
 from hub.calls.service import CALLS
-from hub.cluster.proxy import claimer
-from hub.cluster.service import CLUSTER, Cluster
 from hub.core.audit import AUDIT
 from hub.core.auth import PRINCIPAL, Principal
 from hub.core.centres import CENTRES
+from hub.core.cluster import ClusterLink, SharedCounter, link_of
 from hub.core.db import DB
-from hub.core.errors import ApiError, Handler
+from hub.core.errors import Conflict, Forbidden, Unauthenticated
 from hub.core.events import EVENTS
 from hub.core.state import CONFIG
+from hub.http.errors import Handler
 from hub.petitions.hearing import HEARINGS, HearingRecorder, Recording
 from hub.petitions.model import Case
 from hub.petitions.service import PETITIONS, Petitions
@@ -49,53 +49,54 @@ async def petitioner_guard(request: web.Request, handler: Handler) -> web.Stream
     code = p.user.removeprefix("petitioner:")
     case = await request.app[PETITIONS].store.get(code) if code != p.user else None
     if case is None:  # not a link of a case: it opens nothing
-        raise ApiError(403, "a petitioner token opens its own case only, and it names none")
+        raise Forbidden("a petitioner token opens its own case only, and it names none")
     token = request.headers.get("Authorization", "")[7:].strip() or request.query.get("token", "")
     iat = jwt.decode(token, options={"verify_signature": False}).get("iat", 0) if token else 0
     if int(iat) < case.link_iat:
-        raise ApiError(401, "this petitioner link is no longer valid (a newer one was issued)")
+        raise Unauthenticated("this petitioner link is no longer valid (a newer one was issued)")
     if request.path == "/api/me":  # its own identity and ICE servers: nothing of others
         return await handler(request)
     own = [f"/api/petitions/{code}"]
     if case.room:
         own.append(f"/api/rooms/{case.room}")
     if not any(request.path == o or request.path.startswith(o + "/") for o in own):
-        raise ApiError(403, "a petitioner link opens its own case and hearing only")
+        raise Forbidden("a petitioner link opens its own case and hearing only")
     return await handler(request)
 
 
 COUNTER_TTL = 3 * 86400  # a day's counter outlives the day (time zones, late clocks)
 
 
-class CaseNumbers:
+def case_numbers(link: ClusterLink) -> Callable[[str, str, int], Awaitable[int | None]]:
     """The cluster's case numbers (`<origin>-<day>-<NNNN>`); None while Redis is away (the
     store then numbers from its local maximum: see docs/deploy.md for what can collide)."""
+    counter = SharedCounter(
+        link,
+        "petition",
+        "caseseq:{origin}:{day}",
+        prefix="{origin}-{day}-",
+        digits=4,
+        ttl=COUNTER_TTL,
+    )
 
-    def __init__(self, cluster: Cluster) -> None:
-        self.cluster = cluster
+    async def number(origin: str, day: str, local_max: int) -> int | None:
+        return await counter.next(local_max, origin=origin, day=day)
 
-    async def __call__(self, origin: str, day: str, local_max: int) -> int | None:
-        return await self.cluster.next_number(
-            f"caseseq:{origin}:{day}",
-            "petition",
-            local_max,
-            prefix=f"{origin}-{day}-",
-            digits=4,
-            ttl=COUNTER_TTL,
-        )
+    return number
 
 
 async def petitions_ctx(app: web.Application) -> AsyncIterator[None]:
     """After the rooms service (so torn down before the SFU): cases, the overdue watch and
     the hearing recorder hooked on `RoomMedia.on_published`."""
+    link = link_of(app)
     petitions = Petitions(
         CaseStore(app[DB]),
         app[CONFIG].petitions,
         app[CENTRES],
         app[ROOMS],
         app[EVENTS],
-        claim=claimer(app),
-        numbers=CaseNumbers(app[CLUSTER]) if claimer(app) is not None else None,
+        claim=link.claimer(),
+        numbers=case_numbers(link) if link.active else None,
     )
     await petitions.start()
     watch = PetitionWatch(petitions, app[EVENTS], lambda case: call_back(app, case, None))
@@ -132,7 +133,7 @@ async def call_back(app: web.Application, case: Case, caller: Principal | None) 
     The caller is the given person, else the receptionist who heard the case."""
     centre = app[CENTRES].get(case.origin)
     if centre is None:
-        raise ApiError(409, f"the origin centre {case.origin} is no longer configured")
+        raise Conflict(f"the origin centre {case.origin} is no longer configured")
     who = caller or Principal(case.host or f"centre-{case.queue}", Role.RECEPTIONIST, case.queue)
     people = [(u, centre) for u in dict.fromkeys([case.origin_user, case.petitioner])]
     call = await app[CALLS].place(who, [], people, title=f"回访 {case.code}")

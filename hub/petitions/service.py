@@ -12,7 +12,7 @@ awaited by `close()`). Deadlines and call-backs are watched by `hub.petitions.wa
 
 In a hub cluster the node that files a case owns it (`claim("petition", code)`; every case
 kept here is re-claimed at start) and numbers it from the cluster's shared counter
-(`numbers`, see `hub.petitions.app.CaseNumbers`) so codes stay unique across nodes.
+(`numbers`, see `hub.petitions.app.case_numbers`) so codes stay unique across nodes.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from aiohttp import web
 from config.schema import PetitionsConfig
 from hub.core.auth import Principal
 from hub.core.centres import CentreTree
-from hub.core.errors import ApiError
+from hub.core.errors import Conflict, NotFound
 from hub.core.events import EventBus
 from hub.petitions.deadlines import Deadlines, colour
 from hub.petitions.model import (
@@ -148,7 +148,7 @@ class Petitions:
     async def require(self, code: str) -> Case:
         case = await self.store.get(code)
         if case is None:
-            raise ApiError(404, f"no case {code!r}")
+            raise NotFound(f"no case {code!r}")
         return case
 
     def view(self, case: Case, waiting: list[Case] | None = None) -> dict[str, Any]:
@@ -203,7 +203,7 @@ class Petitions:
             self._legal(case, "invite")
             room = self._rooms.get(case.room or "")
             if room is None or room.ended:
-                raise ApiError(409, f"case {code} has no live hearing room to invite into")
+                raise Conflict(f"case {code} has no live hearing room to invite into")
             self._rooms.invite(room, users=users)
             invited = list(dict.fromkeys([*case.invited, *users]))
             moved = await self._move(
@@ -246,7 +246,7 @@ class Petitions:
         async with self._lock:
             case = await self.require(code)
             if case.status is Status.ARCHIVED and action == "note":
-                raise ApiError(409, f"case {code} is archived: no more notes")
+                raise Conflict(f"case {code} is archived: no more notes")
             data = {k: v for k, v in changes.items() if k != "link_iat"}
             updated = replace(case, **changes)
             entry = Entry(code, self.clock(), actor, action, None, None, note, data)
@@ -258,7 +258,7 @@ class Petitions:
         try:
             check_move(case.code, case.status, action)
         except IllegalMove as err:
-            raise ApiError(409, str(err), "illegal_transition") from None
+            raise Conflict(str(err), "illegal_transition") from None
 
     async def _move(
         self,

@@ -4,7 +4,7 @@ Every change is one transaction: the case row (whole, upserted) and its new time
 commit together, so after a `kill -9` the case and its history agree. Case codes are
 `<origin centre>-<YYYYMMDD>-<NNNN>`, numbered per origin centre per day inside the insert's
 transaction (unique by a constraint too), or with the number a hub cluster handed out
-(`hub.petitions.app.CaseNumbers`, above the local maximum).
+(`hub.petitions.app.case_numbers`, above the local maximum).
 """
 
 from __future__ import annotations

@@ -17,13 +17,12 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import Field
 
-from hub.cameras.api import visible_camera
 from hub.cameras.service import CAMERAS, Camera
 from hub.core.audit import AUDIT
 from hub.core.auth import Principal, principal
-from hub.core.errors import ApiError
+from hub.core.errors import Conflict, Forbidden, HubError, Invalid, NotFound
 from hub.core.state import CONFIG
-from hub.http.system import read_json
+from hub.http.request import read_json
 from hub.http.ws import WS, Request, WsClient, WsError
 from hub.recordings.export import (
     compact,
@@ -52,7 +51,7 @@ def parse_time(value: str | None, name: str) -> int | None:
     try:
         when = datetime.fromisoformat(value.replace(" ", "+"))  # '+' arrives as a space
     except ValueError:
-        raise ApiError(400, f"{name} must be ISO 8601 or epoch milliseconds") from None
+        raise Invalid(f"{name} must be ISO 8601 or epoch milliseconds") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return int(when.timestamp() * 1000)
@@ -63,11 +62,11 @@ def time_range(request: web.Request, default_span_ms: int | None) -> tuple[int, 
     to_ms = parse_time(q.get("to"), "to")
     from_ms = parse_time(q.get("from"), "from")
     if default_span_ms is None and (from_ms is None or to_ms is None):
-        raise ApiError(400, "from and to are required")
+        raise Invalid("from and to are required")
     to_ms = to_ms if to_ms is not None else int(time.time() * 1000)
     from_ms = from_ms if from_ms is not None else to_ms - (default_span_ms or 0)
     if to_ms <= from_ms:
-        raise ApiError(400, "to must be after from")
+        raise Invalid("to must be after from")
     return from_ms, to_ms
 
 
@@ -83,14 +82,14 @@ async def list_recordings(request: web.Request) -> web.Response:
     if camera:
         cam = request.app[CAMERAS].get(camera)
         if cam is None or not p.can_see(cam.centre):
-            raise ApiError(404, f"no camera {camera!r} in your scope")
+            raise NotFound(f"no camera {camera!r} in your scope")
     elif not tag:
-        raise ApiError(400, "camera= or tag= is required")
+        raise Invalid("camera= or tag= is required")
     elif not valid_tag(tag):
-        raise ApiError(400, "tag is not a valid case tag")
+        raise Invalid("tag is not a valid case tag")
     from_ms, to_ms = time_range(request, 86400 * 1000)
     if to_ms - from_ms > MAX_LIST_RANGE_MS:
-        raise ApiError(400, "the range may span at most 31 days")
+        raise Invalid("the range may span at most 31 days")
     if camera:
         rows = await index.between(camera, from_ms, to_ms)
     else:
@@ -124,15 +123,15 @@ async def _segments_for_export(
     from_ms, to_ms = time_range(request, None)
     limit = request.app[CONFIG].recording.max_clip_seconds * 1000
     if to_ms - from_ms > limit:
-        raise ApiError(400, f"a clip may span at most {limit / 1000:.0f} s")
+        raise Invalid(f"a clip may span at most {limit / 1000:.0f} s")
     rows = await request.app[RECORDINGS].index.between(cam.id, from_ms, to_ms)
     if not rows:
-        raise ApiError(404, "nothing was recorded in that range")
+        raise NotFound("nothing was recorded in that range")
     return from_ms, to_ms, rows
 
 
 async def clip(request: web.Request) -> web.StreamResponse:
-    cam = visible_camera(request)
+    cam = request.app[CAMERAS].visible(request.match_info["camera"], principal(request))
     p = principal(request)
     from_ms, to_ms, rows = await _segments_for_export(request, cam)
     root = request.app[RECORDINGS].root
@@ -154,7 +153,7 @@ async def clip(request: web.Request) -> web.StreamResponse:
         result = await asyncio.to_thread(write_clip, items, from_ms, to_ms, out, metadata)
     except NothingRecorded:
         out.unlink(missing_ok=True)
-        raise ApiError(404, "nothing was recorded in that range") from None
+        raise NotFound("nothing was recorded in that range") from None
     request.app[AUDIT].record(
         p.user,
         "export.clip",
@@ -173,12 +172,12 @@ async def clip(request: web.Request) -> web.StreamResponse:
 
 async def export_zip(request: web.Request) -> web.StreamResponse:
     """Evidence export of a camera's range: original segments + hash-chained manifest."""
-    cam = visible_camera(request)
+    cam = request.app[CAMERAS].visible(request.match_info["camera"], principal(request))
     p = principal(request)
     from_ms, to_ms, rows = await _segments_for_export(request, cam)
     closed = [r for r in rows if r.end_ms is not None]
     if not closed:
-        raise ApiError(409, "the range is still being recorded; try again when it closes")
+        raise Conflict("the range is still being recorded; try again when it closes")
     header = {
         "camera": cam.id,
         "camera_name": cam.config.name,
@@ -196,14 +195,14 @@ async def export_tag(request: web.Request) -> web.StreamResponse:
     p = principal(request)
     tag = request.query.get("tag", "")
     if not valid_tag(tag):
-        raise ApiError(400, "tag= (a case tag) is required")
+        raise Invalid("tag= (a case tag) is required")
     rows = [
         r
         for r in await request.app[RECORDINGS].index.by_tag(tag)
         if p.can_see(r.centre) and r.end_ms is not None
     ]
     if not rows:
-        raise ApiError(404, f"no closed recordings for {tag!r} in your scope")
+        raise NotFound(f"no closed recordings for {tag!r} in your scope")
     header = {"tag": tag, "exported_by": p.user, "exported_at": iso(int(time.time() * 1000))}
     return await _export(request, rows, header, f"case_{tag}")
 
@@ -225,7 +224,7 @@ async def _export(
 
 async def mark(request: web.Request) -> web.Response:
     """A manual event mark: starts (or extends) an on_alert recording with its pre-event."""
-    cam = visible_camera(request)
+    cam = request.app[CAMERAS].visible(request.match_info["camera"], principal(request))
     p = principal(request)
     note = ""
     if request.can_read_body:
@@ -234,7 +233,7 @@ async def mark(request: web.Request) -> web.Response:
     service = request.app[RECORDINGS]
     recorder = service.recorders.get(cam.id)
     if recorder is None:
-        raise ApiError(409, f"camera {cam.id} is not set to record (record: off)")
+        raise Conflict(f"camera {cam.id} is not set to record (record: off)")
     service.trigger(cam.id, "mark")
     request.app[AUDIT].record(
         p.user, "recording.mark", f"camera:{cam.id}", {"note": note}, cam.centre
@@ -254,9 +253,9 @@ async def playback_stream(request: web.Request, cam: Camera) -> tuple[Stream, Pl
     """For `whep_offer` with `?start=`: a private Stream playing the recordings from then."""
     start_ms = parse_time(request.query.get("start"), "start")
     if start_ms is None:
-        raise ApiError(400, "start must be ISO 8601 or epoch milliseconds")
+        raise Invalid("start must be ISO 8601 or epoch milliseconds")
     if not await request.app[RECORDINGS].index.playlist(cam.id, start_ms, 1):
-        raise ApiError(404, f"nothing of camera {cam.id} was recorded at or after {iso(start_ms)}")
+        raise NotFound(f"nothing of camera {cam.id} was recorded at or after {iso(start_ms)}")
     p = principal(request)
     playback = request.app[PLAYBACKS].create(cam, start_ms, p.user)
     return playback.stream, playback
@@ -280,9 +279,9 @@ def _own_playback(request: web.Request) -> Playback:
 def _owned(app: web.Application, p: Principal, session_id: str) -> Playback:
     playback = app[PLAYBACKS].get(session_id)
     if playback is None or not p.can_see(playback.centre):
-        raise ApiError(404, "no such playback session")
+        raise NotFound("no such playback session")
     if playback.user != p.user and p.role != "admin":
-        raise ApiError(403, "this playback belongs to another user")
+        raise Forbidden("this playback belongs to another user")
     return playback
 
 
@@ -302,7 +301,7 @@ def _control(playback: Playback, body: dict[str, Any]) -> None:
     if action == "seek":
         at = parse_time(str(body.get("at", "")), "at")
         if at is None:
-            raise ApiError(400, "seek needs at (ISO 8601 or epoch ms)")
+            raise Invalid("seek needs at (ISO 8601 or epoch ms)")
         ctl.seek(at)
     elif action == "pause":
         ctl.pause()
@@ -312,9 +311,9 @@ def _control(playback: Playback, body: dict[str, Any]) -> None:
         try:
             ctl.set_speed(float(str(body.get("speed"))))
         except ValueError as err:
-            raise ApiError(400, str(err)) from None
+            raise Invalid(str(err)) from None
     else:
-        raise ApiError(400, "action must be seek, pause, resume or speed")
+        raise Invalid("action must be seek, pause, resume or speed")
 
 
 class PlaybackControl(Request):
@@ -331,7 +330,7 @@ def register_ws(app: web.Application) -> None:
         try:
             playback = _owned(app, client.principal, req.session)
             _control(playback, req.model_dump(exclude={"session"}, exclude_none=True))
-        except ApiError as err:
+        except HubError as err:
             raise WsError(err.code, err.message) from None
         return playback.to_json()
 

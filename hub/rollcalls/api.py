@@ -12,16 +12,18 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from config.schema import Level, Role
-from hub.calls.api import NoData, paging, parse_body, ws_refusals
 from hub.calls.scope import rollcall_targets
-from hub.cluster.proxy import CLUSTER_PROXY, claimer, merged_list, merged_page, with_peers
 from hub.core.auth import Principal, principal
 from hub.core.centres import CENTRES
+from hub.core.cluster import link_of
 from hub.core.db import DB
-from hub.core.errors import ApiError
+from hub.core.errors import Conflict, Forbidden, Invalid, NotFound, Unsupported
 from hub.core.events import EVENTS
 from hub.core.presence import PRESENCE
 from hub.core.state import CONFIG
+from hub.http.lists import merged_list, merged_page, with_peers
+from hub.http.request import NoData, paging, parse_body
+from hub.http.routes import owned
 from hub.http.ws import WS, Request, WsClient
 from hub.rollcalls.model import RollCall
 from hub.rollcalls.report import ledger_csv, parse_time, summary
@@ -59,7 +61,7 @@ def _entry_filter(rc: RollCall, p: Principal) -> Callable[[str], bool] | None:
 def _reader(request: web.Request) -> Principal:
     p = principal(request)
     if p.role is Role.PETITIONER:
-        raise ApiError(403, "a petitioner link cannot read roll calls")
+        raise Forbidden("a petitioner link cannot read roll calls")
     return p
 
 
@@ -69,18 +71,18 @@ async def run_rollcall(request: web.Request) -> web.Response:
     rollcall_targets(p, tree, [])  # role check before the body is read
     body = await parse_body(request, RunRollCall)
     if body.township and body.centres:
-        raise ApiError(400, "give either centres or township, not both")
+        raise Invalid("give either centres or township, not both")
     if body.township:
         parent = rollcall_targets(p, tree, [body.township])[0]
         codes = [c.code for c in tree.visible_from(parent.code) if c.level is body.level]
         if not codes:
-            raise ApiError(400, f"{parent.code} ({parent.name}) has no {body.level} centres")
+            raise Invalid(f"{parent.code} ({parent.name}) has no {body.level} centres")
         label = body.label or f"{parent.name} 全部{'村' if body.level is Level.VILLAGE else '镇'}"
     elif body.centres:
         codes = body.centres
         label = body.label
     else:
-        raise ApiError(400, "name the centres to check, or a township and a level")
+        raise Invalid("name the centres to check, or a township and a level")
     centres = rollcall_targets(p, tree, codes)
     label = label or "、".join(c.name for c in centres)[:200]
     rc = await request.app[ROLLCALLS].run(p, centres, timeout=body.timeout, label=label)
@@ -145,7 +147,7 @@ async def get_snapshot(request: web.Request) -> web.Response:
     rc, p = await _visible(request)
     code = request.match_info["centre"]
     if not (p.can_see(rc.started_by_centre) or p.can_see(code)):
-        raise ApiError(404, f"no snapshot of {code} in your scope")
+        raise NotFound(f"no snapshot of {code} in your scope")
     jpeg = await request.app[ROLLCALLS].read_snapshot(rc, code)
     return web.Response(body=jpeg, content_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
@@ -156,13 +158,13 @@ async def put_snapshot(request: web.Request) -> web.Response:
     code = request.match_info["centre"]
     entry = rc.entries.get(code)
     if entry is None or not p.can_see(code):
-        raise ApiError(404, f"roll call {rc.id} did not check {code}")
+        raise NotFound(f"roll call {rc.id} did not check {code}")
     if p.role is not Role.ADMIN and (p.centre != code or p.role is not Role.TERMINAL):
-        raise ApiError(403, "only a terminal of that centre uploads its snapshot")
+        raise Forbidden("only a terminal of that centre uploads its snapshot")
     if not entry.answered:
-        raise ApiError(409, f"{code} has not answered this roll call")
+        raise Conflict(f"{code} has not answered this roll call")
     if request.content_type != "image/jpeg":
-        raise ApiError(415, "send the snapshot as Content-Type: image/jpeg")
+        raise Unsupported("send the snapshot as Content-Type: image/jpeg")
     path = await request.app[ROLLCALLS].attach_snapshot(rc.id, code, await request.read())
     return web.json_response({"snapshot": path}, status=201)
 
@@ -178,9 +180,9 @@ async def rollcall_summary(request: web.Request) -> web.Response:
     p = _reader(request)
     township = request.query.get("township", "")
     if township and not (township.isdigit() and len(township) in (6, 9)):
-        raise ApiError(400, "township must be a 9-digit township (or 6-digit county) code")
+        raise Invalid("township must be a 9-digit township (or 6-digit county) code")
     if township and not p.can_see(township):
-        raise ApiError(403, f"{township} is not at or below your centre {p.centre}")
+        raise Forbidden(f"{township} is not at or below your centre {p.centre}")
     scope = township or p.centre
     start = parse_time(request.query.get("from")) or 0.0
     end = parse_time(request.query.get("to"), end=True) or time.time() + 1.0
@@ -196,13 +198,14 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/api/rollcalls", list_rollcalls)
     r.add_get("/api/rollcalls/summary", rollcall_summary)
     r.add_get("/api/rollcalls/pending", pending_checks)
-    r.add_get(f"/api/rollcalls/{ID}.csv", rollcall_csv)
-    r.add_get(f"/api/rollcalls/{ID}", get_rollcall)
-    r.add_post(f"/api/rollcalls/{ID}/answer", answer)
-    r.add_post(f"/api/rollcalls/{ID}/close", close)
+    one = owned("rollcall", "rollcall")
+    r.add_get(f"/api/rollcalls/{ID}.csv", one(rollcall_csv))
+    r.add_get(f"/api/rollcalls/{ID}", one(get_rollcall))
+    r.add_post(f"/api/rollcalls/{ID}/answer", one(answer))
+    r.add_post(f"/api/rollcalls/{ID}/close", one(close))
     snapshot = f"/api/rollcalls/{ID}/centres/{{centre:[0-9]{{6,12}}}}/snapshot.jpg"
-    r.add_get(snapshot, get_snapshot)
-    r.add_post(snapshot, put_snapshot)
+    r.add_get(snapshot, one(get_snapshot))
+    r.add_post(snapshot, one(put_snapshot))
 
 
 def register_ws(app: web.Application) -> None:
@@ -210,13 +213,12 @@ def register_ws(app: web.Application) -> None:
 
     async def ws_answer(client: WsClient, req: AnswerRef) -> dict[str, Any]:
         p = client.principal
-        proxy = app.get(CLUSTER_PROXY)
-        if proxy is not None:  # a roll call another hub node runs: answered there
-            path = f"/api/rollcalls/{req.rollcall}/answer"
-            body = {"auto": req.auto}
-            owner = await proxy.on_behalf(app, p, "rollcall", req.rollcall, path, body)
-            if owner is not None:
-                return dict(owner)
+        # a roll call another hub node runs is answered there
+        path = f"/api/rollcalls/{req.rollcall}/answer"
+        body = {"auto": req.auto}
+        owner = await link_of(app).on_behalf(p, "rollcall", req.rollcall, path, body)
+        if owner is not None:
+            return dict(owner)
         rc = await app[ROLLCALLS].answer(req.rollcall, p, auto=req.auto)
         return rc.to_json(_entry_filter(rc, p))
 
@@ -224,8 +226,8 @@ def register_ws(app: web.Application) -> None:
         local = app[ROLLCALLS].pending_for(client.principal)
         return await with_peers(app, client.principal, "/api/rollcalls/pending", local)
 
-    router.register("rollcall.answer", AnswerRef, ws_refusals(ws_answer))
-    router.register("rollcall.pending", NoData, ws_refusals(pending))
+    router.register("rollcall.answer", AnswerRef, ws_answer)
+    router.register("rollcall.pending", NoData, pending)
 
 
 async def rollcalls_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -239,7 +241,7 @@ async def rollcalls_ctx(app: web.Application) -> AsyncIterator[None]:
         timeout=cfg.calls.rollcall_timeout,
         duty_users={u.name for u in cfg.users if u.duty},
         max_live=cfg.calls.max_live,
-        claim=claimer(app),
+        claim=link_of(app).claimer(),
     )
     await rollcalls.start()
     app[ROLLCALLS] = rollcalls

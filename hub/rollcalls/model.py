@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from hub.core.errors import ApiError
+from hub.core.errors import Conflict
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +64,7 @@ class RollCallEntry:
 
     def move(self, rollcall_id: str, new: EntryStatus) -> None:
         if new not in MOVES.get(self.status, frozenset()):
-            raise ApiError(
-                409, f"roll call {rollcall_id} at {self.centre} is {self.status}: not {new}"
-            )
+            raise Conflict(f"roll call {rollcall_id} at {self.centre} is {self.status}: not {new}")
         log.info("roll call %s %s: %s -> %s", rollcall_id, self.centre, self.status, new)
         self.status = new
 

@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Callable
 
 from hub.core.centres import CentreTree
-from hub.core.errors import ApiError
+from hub.core.errors import Invalid
 from hub.rollcalls.model import RollCall
 
 STATUS_ZH = {"answered": "在岗", "no_answer": "未应答", "offline": "离线", "checking": "查岗中"}
@@ -80,7 +80,7 @@ def parse_time(value: str | None, *, end: bool = False) -> float | None:
             return (day + dt.timedelta(days=1) if end else day).timestamp()
         return dt.datetime.fromisoformat(value).timestamp()
     except ValueError:
-        raise ApiError(400, f"{value!r} is not a date, a date-time or epoch seconds") from None
+        raise Invalid(f"{value!r} is not a date, a date-time or epoch seconds") from None
 
 
 def summary(

@@ -32,7 +32,7 @@ from aiohttp import web
 from config.schema import Role
 from hub.core.auth import Principal
 from hub.core.centres import Centre
-from hub.core.errors import ApiError
+from hub.core.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from hub.core.events import EventBus
 from hub.core.presence import Presence
 from hub.rollcalls.model import EntryStatus, RollCall, RollCallEntry, RollCallState
@@ -97,9 +97,9 @@ class RollCalls:
     ) -> RollCall:
         """Check `centres` (scope already checked by `hub.calls.scope.rollcall_targets`)."""
         if not centres:
-            raise ApiError(400, "no centre to check")
+            raise Invalid("no centre to check")
         if len(self._live) >= self.max_live:
-            raise ApiError(503, f"too many running roll calls (limit {self.max_live})")
+            raise Unavailable(f"too many running roll calls (limit {self.max_live})")
         room = self._rooms.create(
             host,
             kind=RoomKind.ROLLCALL,
@@ -137,11 +137,11 @@ class RollCalls:
         rc = await self._running(rollcall_id, who)
         entry = rc.entries.get(who.centre)
         if entry is None:
-            raise ApiError(403, f"roll call {rc.id} does not check your centre {who.centre}")
+            raise Forbidden(f"roll call {rc.id} does not check your centre {who.centre}")
         if who.role is not Role.TERMINAL and who.user not in self._duty_users:
-            raise ApiError(403, "only a terminal of the centre answers a roll call")
+            raise Forbidden("only a terminal of the centre answers a roll call")
         if entry.answered:
-            raise ApiError(409, f"{entry.centre} already answered (by {entry.answered_by})")
+            raise Conflict(f"{entry.centre} already answered (by {entry.answered_by})")
         entry.move(rc.id, EntryStatus.ANSWERED)
         entry.answered_by, entry.auto = who.user, auto
         entry.answered_at = time.time()
@@ -157,7 +157,7 @@ class RollCalls:
         """Close a running roll call early (its host or an admin)."""
         rc = await self._running(rollcall_id, who)
         if who.user != rc.started_by and who.role is not Role.ADMIN:
-            raise ApiError(403, f"only {rc.started_by} (who ran it) may close this roll call")
+            raise Forbidden(f"only {rc.started_by} (who ran it) may close this roll call")
         write = self._close(rc, "closed")
         if write is not None:
             await asyncio.shield(write)
@@ -171,12 +171,12 @@ class RollCalls:
         """Store a JPEG of `centre`'s video for this roll call (the hook room media calls once
         a terminal publishes; terminals may also upload one). Returns the stored path."""
         if not ID_RE.match(rollcall_id) or not centre.isdigit():
-            raise ApiError(400, "bad roll call id or centre code")
+            raise Invalid("bad roll call id or centre code")
         if not jpeg.startswith(b"\xff\xd8") or len(jpeg) > MAX_SNAPSHOT:
-            raise ApiError(400, f"a snapshot is a JPEG of at most {MAX_SNAPSHOT} bytes")
+            raise Invalid(f"a snapshot is a JPEG of at most {MAX_SNAPSHOT} bytes")
         rc = self._live.get(rollcall_id) or await self.ledger.get(rollcall_id)
         if rc is None or centre not in rc.entries:
-            raise ApiError(404, f"roll call {rollcall_id} did not check {centre}")
+            raise NotFound(f"roll call {rollcall_id} did not check {centre}")
         relative = f"rollcall/{rollcall_id}/{centre}.jpg"
         path = self.snapshot_dir / rollcall_id / f"{centre}.jpg"
         await asyncio.to_thread(_write_file, path, jpeg)
@@ -191,18 +191,18 @@ class RollCalls:
     async def read_snapshot(self, rc: RollCall, centre: str) -> bytes:
         entry = rc.entries.get(centre)
         if entry is None or entry.snapshot is None:
-            raise ApiError(404, f"no snapshot of {centre} in roll call {rc.id}")
+            raise NotFound(f"no snapshot of {centre} in roll call {rc.id}")
         path = self.snapshot_dir / rc.id / f"{centre}.jpg"
         try:
             return await asyncio.to_thread(path.read_bytes)
         except FileNotFoundError:
-            raise ApiError(404, f"the snapshot of {centre} is gone") from None
+            raise NotFound(f"the snapshot of {centre} is gone") from None
 
     # -- reading ---------------------------------------------------------------------------
     async def get(self, rollcall_id: str, who: Principal) -> RollCall:
         rc = self._live.get(rollcall_id) or await self.ledger.get(rollcall_id)
         if rc is None or not self.visible(rc, who):
-            raise ApiError(404, f"no roll call {rollcall_id!r} in your scope")
+            raise NotFound(f"no roll call {rollcall_id!r} in your scope")
         return rc
 
     @staticmethod
@@ -228,8 +228,8 @@ class RollCalls:
             return rc
         closed = rc or await self.ledger.get(rollcall_id)
         if closed is None or not self.visible(closed, who):
-            raise ApiError(404, f"no roll call {rollcall_id!r} in your scope")
-        raise ApiError(409, f"roll call {rollcall_id} is closed ({closed.close_reason})")
+            raise NotFound(f"no roll call {rollcall_id!r} in your scope")
+        raise Conflict(f"roll call {rollcall_id} is closed ({closed.close_reason})")
 
     @staticmethod
     def _check(rc: RollCall, entry: RollCallEntry) -> dict[str, Any]:

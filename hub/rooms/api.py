@@ -9,13 +9,14 @@ from aiohttp import web
 
 from config.schema import Role
 from hub.cameras.service import CAMERAS, WHEP
-from hub.cluster.proxy import merged_list
 from hub.core.auth import Principal, principal
 from hub.core.centres import CENTRES
-from hub.core.errors import ApiError
+from hub.core.errors import Conflict, Forbidden, Invalid, NotFound
 from hub.core.presence import PRESENCE, Status
-from hub.http.system import read_json
-from hub.rooms.model import ROOMS, Room, RoomError, RoomKind, Seat
+from hub.http.lists import merged_list
+from hub.http.request import read_json, read_sdp
+from hub.http.routes import owned
+from hub.rooms.model import ROOMS, Room, RoomKind, Seat
 from hub.rooms.service import ROOM_MEDIA
 from signaling.publish import UnknownPublication
 from signaling.whep import OfferError
@@ -25,54 +26,42 @@ CREATORS = {Role.ADMIN, Role.DISPATCHER, Role.RECEPTIONIST, Role.MEDIATOR, Role.
 
 def _room(request: web.Request) -> tuple[Room, Principal]:
     p = principal(request)
-    try:
-        room = request.app[ROOMS].require(request.match_info["room"], p)
-    except RoomError as err:
-        raise ApiError(err.status, err.message) from None
+    room = request.app[ROOMS].require(request.match_info["room"], p)
     return room, p
 
 
 def _present_seat(room: Room, p: Principal) -> Seat:
     seat = room.seats.get(p.user)
     if seat is None or not seat.present:
-        raise ApiError(409, "join the room first (POST /api/rooms/{id}/join)")
+        raise Conflict("join the room first (POST /api/rooms/{id}/join)")
     return seat
-
-
-async def _sdp(request: web.Request) -> str:
-    if request.content_type != "application/sdp":
-        raise ApiError(415, "send the offer as Content-Type: application/sdp")
-    try:
-        return (await request.read()).decode("utf-8")
-    except UnicodeDecodeError:
-        raise ApiError(400, "the SDP offer is not UTF-8 text") from None
 
 
 def _strings(body: dict[str, Any], key: str) -> list[str]:
     value = body.get(key, [])
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ApiError(400, f"{key} must be a list of strings")
+        raise Invalid(f"{key} must be a list of strings")
     return value
 
 
 async def create_room(request: web.Request) -> web.Response:
     p = principal(request)
     if p.role not in CREATORS:
-        raise ApiError(403, f"a {p.role} may not open rooms")
+        raise Forbidden(f"a {p.role} may not open rooms")
     body = await read_json(request)
     kind = body.get("kind", "meeting")
     if kind not in ("meeting", "hearing"):
-        raise ApiError(400, "kind must be meeting or hearing (calls: POST /api/calls)")
+        raise Invalid("kind must be meeting or hearing (calls: POST /api/calls)")
     title = body.get("title", "")
     if not isinstance(title, str) or len(title) > 200:
-        raise ApiError(400, "title must be a string of at most 200 characters")
+        raise Invalid("title must be a string of at most 200 characters")
     centres = _strings(body, "centres")
     tree = request.app[CENTRES]
     for code in centres:
         if code not in tree:
-            raise ApiError(400, f"no centre {code}")
+            raise Invalid(f"no centre {code}")
         if not p.can_see(code):
-            raise ApiError(403, f"centre {code} is outside your scope")
+            raise Forbidden(f"centre {code} is outside your scope")
     room = request.app[ROOMS].create(
         p, kind=RoomKind(kind), title=title, users=_strings(body, "users"), centres=centres
     )
@@ -93,16 +82,13 @@ def _not_a_broadcast(room: Room) -> None:
     """Broadcasts keep attendance and decide who is on stage: they go through their own
     endpoints."""
     if room.kind is RoomKind.BROADCAST:
-        raise ApiError(409, "this room is a broadcast: use /api/broadcasts/{id}/join and /publish")
+        raise Conflict("this room is a broadcast: use /api/broadcasts/{id}/join and /publish")
 
 
 async def join(request: web.Request) -> web.Response:
     room, p = _room(request)
     _not_a_broadcast(room)
-    try:
-        seat = request.app[ROOMS].join(room, p)
-    except RoomError as err:
-        raise ApiError(err.status, err.message) from None
+    seat = request.app[ROOMS].join(room, p)
     request.app[PRESENCE].set_status(p.user, Status.IN_CALL)
     return web.json_response({"room": room.to_json(), "seat": seat.to_json()})
 
@@ -118,11 +104,11 @@ async def publish(request: web.Request) -> web.Response:
     room, p = _room(request)
     _not_a_broadcast(room)
     seat = _present_seat(room, p)
-    offer = await _sdp(request)
+    offer = await read_sdp(request)
     try:
         publication, answer = await request.app[ROOM_MEDIA].publish(room, seat, offer)
     except OfferError as err:
-        raise ApiError(400, str(err)) from None
+        raise Invalid(str(err)) from None
     location = f"/api/rooms/{room.id}/publish/{publication.id}"
     return web.Response(
         status=201, text=answer, content_type="application/sdp", headers={"Location": location}
@@ -134,7 +120,7 @@ async def unpublish(request: web.Request) -> web.Response:
     seat = room.seats.get(p.user)
     pub_id = request.match_info["publication"]
     if seat is None or seat.publication != pub_id:
-        raise ApiError(404, "no such publication of yours in this room")
+        raise NotFound("no such publication of yours in this room")
     await request.app[ROOM_MEDIA].publications.unpublish(pub_id, "unpublished")
     request.app[ROOMS].seat_publication(room, p.user, None)
     return web.Response(status=200)
@@ -145,15 +131,15 @@ async def subscribe_seat(request: web.Request) -> web.Response:
     _present_seat(room, p)
     target = room.seats.get(request.match_info["user"])
     if target is None or not target.present or target.publication is None:
-        raise ApiError(404, "that participant publishes nothing now")
-    offer = await _sdp(request)
+        raise NotFound("that participant publishes nothing now")
+    offer = await read_sdp(request)
     media = request.app[ROOM_MEDIA]
     try:
         session_id, answer = await media.subscribe(room, target.publication, offer, p.user)
     except OfferError as err:
-        raise ApiError(400, str(err)) from None
+        raise Invalid(str(err)) from None
     except UnknownPublication:
-        raise ApiError(404, "that participant stopped publishing") from None
+        raise NotFound("that participant stopped publishing") from None
     location = f"/api/rooms/{room.id}/subscriptions/{session_id}"
     return web.Response(
         status=201, text=answer, content_type="application/sdp", headers={"Location": location}
@@ -164,21 +150,21 @@ async def unsubscribe(request: web.Request) -> web.Response:
     _room(request)
     media = request.app[ROOM_MEDIA]
     if not await media.publications.unsubscribe(request.match_info["session"]):
-        raise ApiError(404, "no such subscription")
+        raise NotFound("no such subscription")
     return web.Response(status=200)
 
 
 async def add_camera(request: web.Request) -> web.Response:
     room, p = _room(request)
     if p.user != room.host and p.role is not Role.ADMIN:
-        raise ApiError(403, "only the host may add cameras")
+        raise Forbidden("only the host may add cameras")
     body = await read_json(request)
     camera_id = body.get("camera")
     if not isinstance(camera_id, str):
-        raise ApiError(400, "camera (an id) is required")
+        raise Invalid("camera (an id) is required")
     cam = request.app[CAMERAS].get(camera_id)
     if cam is None or not p.can_see(cam.centre):
-        raise ApiError(404, f"no camera {camera_id!r} in your scope")
+        raise NotFound(f"no camera {camera_id!r} in your scope")
     request.app[ROOMS].add_camera(room, camera_id)
     return web.json_response(room.to_json())
 
@@ -191,12 +177,12 @@ async def camera_whep(request: web.Request) -> web.Response:
     camera_id = request.match_info["camera"]
     cam = request.app[CAMERAS].get(camera_id)
     if cam is None or camera_id not in room.cameras:
-        raise ApiError(404, f"camera {camera_id!r} is not in this room")
-    offer = await _sdp(request)
+        raise NotFound(f"camera {camera_id!r} is not in this room")
+    offer = await read_sdp(request)
     try:
         session, answer = await request.app[WHEP].create(cam.stream, offer, user=p.user)
     except OfferError as err:
-        raise ApiError(400, str(err)) from None
+        raise Invalid(str(err)) from None
     location = f"/api/cameras/{cam.id}/whep/{session.id}"
     return web.Response(
         status=201, text=answer, content_type="application/sdp", headers={"Location": location}
@@ -208,12 +194,9 @@ async def control(request: web.Request) -> web.Response:
     body = await read_json(request)
     action, user = body.get("action"), body.get("user")
     if not isinstance(action, str) or (user is not None and not isinstance(user, str)):
-        raise ApiError(400, "action (string) and optional user (string) are required")
+        raise Invalid("action (string) and optional user (string) are required")
     rooms = request.app[ROOMS]
-    try:
-        rooms.control(room, p, action, user)
-    except RoomError as err:
-        raise ApiError(err.status, err.message) from None
+    rooms.control(room, p, action, user)
     seat = room.seats.get(user or "")
     if seat is not None and action in ("mute", "unmute"):
         request.app[ROOM_MEDIA].mute(room, seat)
@@ -224,13 +207,19 @@ def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_post("/api/rooms", create_room)
     r.add_get("/api/rooms", list_rooms)
-    r.add_get("/api/rooms/{room}", get_room)
-    r.add_post("/api/rooms/{room}/join", join)
-    r.add_post("/api/rooms/{room}/leave", leave)
-    r.add_post("/api/rooms/{room}/publish", publish)
-    r.add_delete("/api/rooms/{room}/publish/{publication}", unpublish)
-    r.add_post("/api/rooms/{room}/seats/{user}/whep", subscribe_seat)
-    r.add_delete("/api/rooms/{room}/subscriptions/{session}", unsubscribe)
-    r.add_post("/api/rooms/{room}/cameras", add_camera)
-    r.add_post("/api/rooms/{room}/cameras/{camera}/whep", camera_whep)
-    r.add_post("/api/rooms/{room}/control", control)
+    one = owned("room", "room", known_here=_known_here)
+    r.add_get("/api/rooms/{room}", one(get_room))
+    r.add_post("/api/rooms/{room}/join", one(join))
+    r.add_post("/api/rooms/{room}/leave", one(leave))
+    r.add_post("/api/rooms/{room}/publish", one(publish))
+    r.add_delete("/api/rooms/{room}/publish/{publication}", one(unpublish))
+    r.add_post("/api/rooms/{room}/seats/{user}/whep", one(subscribe_seat))
+    r.add_delete("/api/rooms/{room}/subscriptions/{session}", one(unsubscribe))
+    r.add_post("/api/rooms/{room}/cameras", one(add_camera))
+    r.add_post("/api/rooms/{room}/cameras/{camera}/whep", one(camera_whep))
+    r.add_post("/api/rooms/{room}/control", one(control))
+
+
+def _known_here(app: web.Application, room: str) -> bool:
+    """A room this node holds, ended ones included (they are not claimed any more)."""
+    return app[ROOMS].get(room) is not None

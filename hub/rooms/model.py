@@ -19,16 +19,10 @@ from aiohttp import web
 
 from config.schema import Role
 from hub.core.auth import Principal
+from hub.core.errors import Conflict, Forbidden, Invalid, NotFound
 from hub.core.events import EventBus
 
 REJOIN_GRACE = 20.0
-
-
-class RoomError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 class RoomKind(enum.StrEnum):
@@ -154,9 +148,9 @@ class Rooms:
     def require(self, room_id: str, who: Principal) -> Room:
         room = self._rooms.get(room_id)
         if room is not None and who.user in room.removed:
-            raise RoomError(403, "the host removed you from this room")
+            raise Forbidden("the host removed you from this room")
         if room is None or not (room.may_join(who) or who.can_see(room.centre)):
-            raise RoomError(404, f"no room {room_id!r} for you")
+            raise NotFound(f"no room {room_id!r} for you")
         return room
 
     def active(self) -> list[Room]:
@@ -176,9 +170,9 @@ class Rooms:
 
     def join(self, room: Room, who: Principal) -> Seat:
         if room.ended:
-            raise RoomError(409, "the room has ended")
+            raise Conflict("the room has ended")
         if not room.may_join(who):
-            raise RoomError(403, "you are not invited to this room")
+            raise Forbidden("you are not invited to this room")
         seat = room.seats.get(who.user)
         if seat is not None:
             if seat.present:
@@ -188,7 +182,7 @@ class Rooms:
                 self._changed(room)
                 return seat
         if room.locked and who.user != room.host:
-            raise RoomError(403, "the room is locked")
+            raise Forbidden("the room is locked")
         seat = Seat(who.user, who.role, who.centre)
         room.seats[who.user] = seat
         self._changed(room)
@@ -213,11 +207,11 @@ class Rooms:
     # -- host controls ---------------------------------------------------------------------
     def control(self, room: Room, by: Principal, action: str, user: str | None = None) -> None:
         if by.user != room.host and by.role is not Role.ADMIN:
-            raise RoomError(403, "only the host may do that")
+            raise Forbidden("only the host may do that")
         if action in ("mute", "unmute", "remove"):
             seat = room.seats.get(user or "")
             if seat is None:
-                raise RoomError(404, f"{user!r} has no seat in this room")
+                raise NotFound(f"{user!r} has no seat in this room")
             if action == "remove":
                 room.removed.add(seat.user)
                 self.leave(room, seat.user)
@@ -232,7 +226,7 @@ class Rooms:
             self.end(room)
             return
         else:
-            raise RoomError(400, f"unknown action {action!r}")
+            raise Invalid(f"unknown action {action!r}")
         self._changed(room)
 
     def add_camera(self, room: Room, camera: str) -> None:

@@ -8,13 +8,12 @@ from aiohttp import web
 
 from config.schema import Role
 from hub.cameras.api import require_node, viewable_camera
-from hub.cameras.service import PICTURES, WHEP
-from hub.cluster.cameras import REMOTE_CAMERAS
+from hub.cameras.service import CAMERAS, PICTURES, WHEP
 from hub.core.auth import principal
-from hub.core.errors import ApiError
+from hub.core.errors import Conflict, Forbidden, Invalid, NotAllowed, NotFound, Unsupported
 from hub.core.state import CONFIG
 from hub.core.turn import client_ice_servers_for, link_header
-from hub.http.system import read_json
+from hub.http.request import read_json
 from hub.walls.service import WALLS, Wall, WallError
 from signaling.whep import OfferError
 from streams.mosaic import LAYOUTS, MosaicSpec
@@ -27,39 +26,35 @@ def _visible_wall(request: web.Request) -> Wall:
     p = principal(request)
     wall = request.app[WALLS].get(request.match_info["wall"])
     if wall is None or not p.can_see(wall.centre):
-        raise ApiError(404, f"no wall {request.match_info['wall']!r} in your scope")
+        raise NotFound(f"no wall {request.match_info['wall']!r} in your scope")
     return wall
 
 
 def _number(body: dict[str, object], key: str, default: float, low: float, high: float) -> float:
     value = body.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise ApiError(400, f"{key} must be a number between {low:g} and {high:g}")
+        raise Invalid(f"{key} must be a number between {low:g} and {high:g}")
     return float(value)
 
 
 async def create_wall(request: web.Request) -> web.Response:
     p = principal(request)
     if p.role not in CREATORS:
-        raise ApiError(403, "only operators, dispatchers and admins create walls")
+        raise Forbidden("only operators, dispatchers and admins create walls")
     body = await read_json(request)
     layout, cameras = body.get("layout"), body.get("cameras", [])
     if layout not in LAYOUTS:
-        raise ApiError(400, f"layout must be one of {', '.join(map(str, LAYOUTS))}")
+        raise Invalid(f"layout must be one of {', '.join(map(str, LAYOUTS))}")
     if not isinstance(cameras, list) or not all(isinstance(c, str) for c in cameras):
-        raise ApiError(400, 'cameras must be a list of camera ids ("" for an empty tile)')
+        raise Invalid('cameras must be a list of camera ids ("" for an empty tile)')
     walls = request.app[WALLS]
-    remote = request.app.get(REMOTE_CAMERAS)
+    registry = request.app[CAMERAS]
     for cam_id in cameras:
-        cam = walls.find(cam_id) if cam_id else None
-        if cam_id and cam is None and remote is not None:
-            await remote.refresh()  # claimed since the last read? (re-read only if it changed)
-            cam = walls.find(cam_id)
-        if cam_id and (cam is None or not p.can_see(cam.centre)):
-            raise ApiError(404, f"no camera {cam_id!r} in your scope")
+        if cam_id:
+            await registry.viewable(cam_id, p)
     name = body.get("name", "")
     if not isinstance(name, str) or len(name) > 100:
-        raise ApiError(400, "name must be a string of at most 100 characters")
+        raise Invalid("name must be a string of at most 100 characters")
     width = int(_number(body, "width", 1920, 160, 3840)) & ~1
     height = int(_number(body, "height", 1080, 90, 2160)) & ~1
     fps = _number(body, "fps", 15, 1, 30)
@@ -67,7 +62,9 @@ async def create_wall(request: web.Request) -> web.Response:
     try:
         wall = walls.create(spec, list(cameras), centre=p.centre, owner=p.user, name=name)
     except WallError as err:
-        raise ApiError(409 if "at most" in str(err) else 400, str(err)) from None
+        if "at most" in str(err):
+            raise Conflict(str(err)) from None
+        raise Invalid(str(err)) from None
     return web.json_response(
         wall.to_json(), status=201, headers={"Location": f"/api/walls/{wall.id}"}
     )
@@ -86,25 +83,25 @@ async def delete_wall(request: web.Request) -> web.Response:
     p = principal(request)
     wall = _visible_wall(request)
     if wall.configured:
-        raise ApiError(409, "this wall comes from the config file")
+        raise Conflict("this wall comes from the config file")
     if wall.owner != p.user and p.role is not Role.ADMIN:
-        raise ApiError(403, "this wall belongs to another user")
+        raise Forbidden("this wall belongs to another user")
     await request.app[WALLS].delete(wall.id)
     return web.Response(status=204)
 
 
 async def _answer(request: web.Request, stream: Stream, base: str) -> web.Response:
     if request.content_type != "application/sdp":
-        raise ApiError(415, "WHEP offers must be sent as Content-Type: application/sdp")
+        raise Unsupported("WHEP offers must be sent as Content-Type: application/sdp")
     try:
         offer = (await request.read()).decode("utf-8")
     except UnicodeDecodeError:
-        raise ApiError(400, "the SDP offer is not UTF-8 text") from None
+        raise Invalid("the SDP offer is not UTF-8 text") from None
     p = principal(request)
     try:
         session, answer = await request.app[WHEP].create(stream, offer, user=p.user)
     except OfferError as err:
-        raise ApiError(400, str(err)) from None
+        raise Invalid(str(err)) from None
     headers = {"Location": f"{base}/{session.id}", "ETag": f'"{session.id}"'}
     # the same ICE servers as the camera WHEP endpoint, TURN credentials included
     links = link_header(client_ice_servers_for(request.app[CONFIG].webrtc, p.user))
@@ -118,9 +115,9 @@ async def _end(request: web.Request, stream: Stream) -> web.Response:
     sessions = request.app[WHEP]
     session = sessions.get(request.match_info["session"])
     if session is None or session.camera != stream.name:
-        raise ApiError(404, "no such WHEP session")
+        raise NotFound("no such WHEP session")
     if session.user != p.user and p.role is not Role.ADMIN:
-        raise ApiError(403, "this session belongs to another user")
+        raise Forbidden("this session belongs to another user")
     await sessions.close(session.id, reason=f"deleted by {p.user}")
     return web.Response(status=200)
 
@@ -157,9 +154,7 @@ async def substream_whep_delete(request: web.Request) -> web.Response:
 
 
 async def no_trickle(request: web.Request) -> web.Response:
-    raise ApiError(
-        405, "trickle ICE is not supported: send a complete offer", "trickle_unsupported"
-    )
+    raise NotAllowed("trickle ICE is not supported: send a complete offer", "trickle_unsupported")
 
 
 def add_routes(app: web.Application) -> None:

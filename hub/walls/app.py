@@ -12,12 +12,10 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from hub.alerts import api as alerts_api
-from hub.alerts.service import ALERTS, AlertIds, Alerts
+from hub.alerts.service import ALERTS, Alerts
 from hub.alerts.watch import ALERT_WATCH, AlertWatch
 from hub.cameras.service import CAMERAS, PICTURES, PictureSources
-from hub.cluster.cameras import REMOTE_CAMERAS
-from hub.cluster.proxy import claimer
-from hub.cluster.service import CLUSTER
+from hub.core.cluster import SharedCounter, link_of
 from hub.core.db import DB
 from hub.core.events import EVENTS
 from hub.core.state import CONFIG
@@ -31,19 +29,19 @@ async def monitoring_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     pictures = PictureSources(config)
     # a hub cluster: alerts held by the node raising them, numbered across the cluster
-    cluster = app[CLUSTER] if claimer(app) is not None else None
+    link = link_of(app)
+    # ids another node numbered locally while Redis was away (claimed since) are skipped
+    ids = SharedCounter(link, "alert", "alertseq").next
     alerts = Alerts(
         app[DB],
         app[EVENTS],
         pre_event=config.alerts.pre_event,
-        owner=cluster,
-        ids=AlertIds(cluster) if cluster is not None else None,
+        owner=link if link.active else None,
+        ids=ids if link.active else None,
     )
     await alerts.start()
     watch = AlertWatch(alerts, app[CAMERAS], pictures, config)
     walls = Walls(config, app[CAMERAS], pictures)
-    if REMOTE_CAMERAS in app:
-        walls.remote = app[REMOTE_CAMERAS].get
     duty = DutyChecks(app[DB], app[EVENTS], config.duty, config.users)
     app[PICTURES] = pictures
     app[ALERTS] = alerts

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -93,9 +92,6 @@ class Walls:
         self.cameras = cameras
         self.pictures = pictures
         self.max_walls = max_walls
-        # another hub node's camera by id (`RemoteCameras.get`), for walls made over the API;
-        # walls from the config file are checked at start, against this node's cameras
-        self.remote: Callable[[str], Camera | None] | None = None
         self._walls: dict[str, Wall] = {}
         for wc in config.walls:
             self._from_config(wc)
@@ -169,12 +165,9 @@ class Walls:
         return feeds
 
     def find(self, camera_id: str) -> Camera | None:
-        """This node's camera, else a camera of another hub node (pulled over one relay leg,
-        shared with every other viewer here)."""
-        cam = self.cameras.get(camera_id)
-        if cam is None and self.remote is not None:
-            cam = self.remote(camera_id)
-        return cam
+        """This node's camera, else a camera of another hub node (walls made over the API;
+        walls from the config file are checked at start, against this node's cameras)."""
+        return self.cameras.find(camera_id)
 
     def get(self, wall_id: str) -> Wall | None:
         return self._walls.get(wall_id)
