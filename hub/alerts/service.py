@@ -162,6 +162,11 @@ class Alerts:
         self.raised = 0
         self.dropped = 0
 
+    async def status_counts(self) -> dict[str, int]:
+        """Alerts in the store by status (open, acknowledged…)."""
+        rows = await self.db.fetchall("SELECT status, COUNT(*) AS n FROM alerts GROUP BY status")
+        return {str(r["status"]): int(r["n"]) for r in rows}
+
     async def start(self) -> None:
         await self.db.migrate("alerts", MIGRATIONS)
         if self._owner is not None:

@@ -3,38 +3,21 @@ and stage only), watch (WHEP), raise a hand, bring on stage, end, attendance (JS
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from aiohttp import web
 
 from hub.broadcasts.report import attendance, attendance_csv
 from hub.broadcasts.scope import check_sender, targets
-from hub.broadcasts.service import Broadcast, Broadcasts
-from hub.broadcasts.store import BroadcastLedger, BroadcastRow
+from hub.broadcasts.service import BROADCASTS, Broadcast
+from hub.broadcasts.store import BroadcastRow
 from hub.core.auth import principal
 from hub.core.centres import CENTRES
-from hub.core.db import DB
 from hub.core.errors import Forbidden, Invalid, NotFound
-from hub.core.events import EVENTS
 from hub.core.presence import PRESENCE, Status
 from hub.http.lists import merged_list
 from hub.http.request import read_json, read_sdp
 from hub.http.routes import owned
-from hub.recordings.service import RECORDINGS
-from hub.rooms.service import ROOM_MEDIA
 from signaling.publish import UnknownPublication
 from signaling.whep import OfferError
-
-BROADCASTS: web.AppKey[Broadcasts] = web.AppKey("broadcasts")
-
-
-async def broadcasts_ctx(app: web.Application) -> AsyncIterator[None]:
-    ledger = BroadcastLedger(app[DB])
-    await ledger.open()
-    recorder = app.get(RECORDINGS)
-    app[BROADCASTS] = Broadcasts(app[ROOM_MEDIA], ledger, app[EVENTS], recorder)
-    yield
-    await app[BROADCASTS].close()
 
 
 def _broadcast(request: web.Request) -> Broadcast:

@@ -24,6 +24,8 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from aiohttp import web
+
 from config.schema import Role
 from hub.broadcasts.store import BroadcastLedger, BroadcastRow
 from hub.core.auth import Principal
@@ -107,9 +109,11 @@ class Broadcasts:
         self._by_id: dict[str, Broadcast] = {}
         self._by_room: dict[str, Broadcast] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.rooms.on_seat_left.append(self._seat_left)
-        self.rooms.on_end.append(self._room_ended)
-        media.on_published.append(self._published)
+        self._hooked = [
+            self.rooms.on_seat_left.connect(self._seat_left),
+            self.rooms.on_end.connect(self._room_ended),
+            self.rooms.on_published.connect(self._published),
+        ]
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self, by: Principal, title: str, targets: list[str]) -> Broadcast:
@@ -137,6 +141,8 @@ class Broadcasts:
         self.rooms.end(b.room)
 
     async def close(self) -> None:
+        for hook in self._hooked:
+            hook.disconnect()
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         for b in self._by_id.values():
@@ -289,3 +295,6 @@ class Broadcasts:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("broadcast task failed", exc_info=task.exception())
+
+
+BROADCASTS = web.AppKey("broadcasts", Broadcasts)

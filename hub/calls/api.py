@@ -6,7 +6,7 @@ model, paging, domain refusals turned into WebSocket errors).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -14,16 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hub.calls.model import Call
 from hub.calls.scope import call_targets
-from hub.calls.service import CALLS, Calls
-from hub.calls.store import CallHistory
+from hub.calls.service import CALLS
 from hub.core.auth import USERS, Principal, principal
 from hub.core.centres import CENTRES, Centre
 from hub.core.cluster import link_of
-from hub.core.db import DB
 from hub.core.errors import Invalid, NotFound
-from hub.core.events import EVENTS
 from hub.core.presence import PRESENCE
-from hub.core.state import CONFIG
 from hub.http.lists import (
     merged_list,
     merged_page,
@@ -32,7 +28,6 @@ from hub.http.lists import (
 from hub.http.request import NoData, paging, parse_body
 from hub.http.routes import owned
 from hub.http.ws import WS, Request, WsClient
-from hub.rooms.model import ROOMS
 
 R = TypeVar("R", bound=Request)
 
@@ -161,19 +156,3 @@ def register_ws(app: web.Application) -> None:
     router.register("call.pending", NoData, pending)
 
 
-# -- lifetime ------------------------------------------------------------------------------
-async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
-    cfg = app[CONFIG].calls
-    calls = Calls(
-        CallHistory(app[DB]),
-        app[ROOMS],
-        app[PRESENCE],
-        app[EVENTS],
-        ring_timeout=cfg.ring_timeout,
-        max_live=cfg.max_live,
-        claim=link_of(app).claimer(),
-    )
-    await calls.start()
-    app[CALLS] = calls
-    yield
-    await calls.close()

@@ -16,7 +16,6 @@ node through `hub.cluster.proxy`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -34,6 +33,7 @@ from hub.core.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from hub.core.events import EventBus
 from hub.core.presence import Presence, Status
 from hub.rooms.model import Room, RoomKind, Rooms, Seat
+from streams.hooks import Connection
 from streams.tasks import TaskSet
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ class Calls:
     ) -> None:
         self.history = history
         self._claim = claim  # a hub cluster: (kind, id) is owned by this node
+        self._hooked: list[Connection] = []  # disconnected at close
         self._rooms = rooms
         self._presence = presence
         self._events = events
@@ -70,15 +71,15 @@ class Calls:
         if self._claim is not None:
             for call_id in await self.history.ids():
                 self._claim("call", call_id)
-        self._rooms.on_end.append(self._room_ended)
-        self._rooms.on_seat_left.append(self._seat_left)
+        self._hooked += [
+            self._rooms.on_end.connect(self._room_ended),
+            self._rooms.on_seat_left.connect(self._seat_left),
+        ]
 
     async def close(self) -> None:
         """Stop every timer, end the live calls (`shutdown`) and wait for their last writes."""
-        with contextlib.suppress(ValueError):
-            self._rooms.on_end.remove(self._room_ended)
-        with contextlib.suppress(ValueError):
-            self._rooms.on_seat_left.remove(self._seat_left)
+        for hook in self._hooked:
+            hook.disconnect()
         for call in list(self._live.values()):
             self._finish(call, "shutdown", end_room=False)  # rooms are torn down by theirs
         self._timers.clear()

@@ -13,7 +13,14 @@ from hub.cameras.service import CAMERAS, WHEP, Camera
 from hub.core.audit import AUDIT
 from hub.core.auth import principal
 from hub.core.cluster import link_of
-from hub.core.errors import Forbidden, Invalid, NotAllowed, NotFound, Unavailable, Unsupported
+from hub.core.errors import (
+    Forbidden,
+    Invalid,
+    NotAllowed,
+    NotFound,
+    Unavailable,
+    Unsupported,
+)
 from hub.core.state import CONFIG
 from hub.core.turn import client_ice_servers_for, link_header
 from signaling.whep import OfferError
@@ -136,8 +143,17 @@ async def whep_patch(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/cameras", list_cameras)
+    app.router.add_get("/api/streams", streams)
     app.router.add_get("/api/cameras/{camera}", get_camera)
     app.router.add_get("/api/cameras/{camera}/snapshot.jpg", snapshot)
     app.router.add_post("/api/cameras/{camera}/whep", whep_offer)
     app.router.add_delete("/api/cameras/{camera}/whep/{session}", whep_delete)
     app.router.add_patch("/api/cameras/{camera}/whep/{session}", whep_patch)
+
+
+async def streams(request: web.Request) -> web.Response:
+    p = principal(request)
+    out = []
+    for cam in request.app[CAMERAS].visible_to(p.centre):
+        out.append({"camera": cam.id, "centre": cam.centre, **cam.stream.stats()})
+    return web.json_response(out)

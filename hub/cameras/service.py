@@ -10,7 +10,6 @@ to decode); a focused wall tile or anything asking for `main=True` reads the mai
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -19,8 +18,9 @@ from aiohttp import web
 from config.schema import CameraConfig, HubConfig, RecordMode
 from hub.core.auth import Principal
 from hub.core.errors import NotFound
-from signaling.whep import WhepSessions
+from signaling.whep import WhepSession, WhepSessions
 from streams.decoded import DecodedTaps, FrameListener, TapLease
+from streams.hooks import Hook
 from streams.registry import SourceOptions, redact_url
 from streams.snapshot import SnapshotUnavailable, snapshot_jpeg
 from streams.stream import Stream, StreamState
@@ -118,6 +118,8 @@ class CameraRegistry:
         s = config.streams
         self._cameras: dict[str, Camera] = {}
         self.remote: RemoteDirectory | None = None  # set by the cluster add-on
+        # (camera, old, new) when a camera's API status (online / offline / idle) changes
+        self.on_status: Hook[[Camera, str, str]] = Hook("camera status")
         for centre in config.centres:
             for cam in centre.cameras:
                 stream = Stream(
@@ -130,11 +132,11 @@ class CameraRegistry:
                     backoff=s.backoff,
                 )
                 self._cameras[cam.id] = Camera(cam, centre.code, stream)
+        self._watch_status()
 
-    def on_status(self, listener: Callable[[Camera, str, str], None]) -> None:
-        """Call `listener(camera, old, new)` when a camera's API status changes
-        (online / offline / idle)."""
-        last = {cam.id: cam.status() for cam in self._cameras.values()}  # this listener's own
+    def _watch_status(self) -> None:
+        """Emit `on_status(camera, old, new)` when a camera's API status changes."""
+        last = {cam.id: cam.status() for cam in self._cameras.values()}
         for cam in self._cameras.values():
 
             def changed(
@@ -143,7 +145,7 @@ class CameraRegistry:
                 status = cam.status()
                 if status != last[cam.id]:
                     previous, last[cam.id] = last[cam.id], status
-                    listener(cam, previous, status)
+                    self.on_status.emit(cam, previous, status)
 
             cam.stream.state_listeners.append(changed)
 
@@ -248,6 +250,15 @@ class PictureSources:
         self._substreams.clear()
 
 
+class Viewers:
+    """When a live-view or playback session (WHEP) opens and closes."""
+
+    def __init__(self) -> None:
+        self.opened: Hook[[WhepSession]] = Hook("viewer session opened")
+        self.closed: Hook[[WhepSession, str]] = Hook("viewer session closed")
+
+
 CAMERAS = web.AppKey("cameras", CameraRegistry)
+VIEWERS = web.AppKey("viewers", Viewers)
 WHEP = web.AppKey("whep", WhepSessions)
 PICTURES = web.AppKey("pictures", PictureSources)

@@ -223,7 +223,7 @@ class RemoteCameras:
     def start(self) -> None:
         if self.cluster.state is ClusterState.OFF:
             return
-        self.cluster.node_listeners.append(self._node_changed)
+        self._hooked = self.cluster.node_listeners.connect(self._node_changed)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="remote-cameras")
 
     async def _run(self) -> None:
@@ -235,8 +235,7 @@ class RemoteCameras:
             await asyncio.sleep(self.cluster.heartbeat)
 
     async def close(self) -> None:
-        if self._node_changed in self.cluster.node_listeners:
-            self.cluster.node_listeners.remove(self._node_changed)
+        self._hooked.disconnect()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

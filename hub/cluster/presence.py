@@ -99,15 +99,14 @@ class ClusterPresence:
         if self.cluster.url is None:
             return
         self.presence.remote = self
-        self.events.taps.append(self._tap)
+        self._tapped = self.events.taps.connect(self._tap)
         self._task = asyncio.get_running_loop().create_task(self._run())
         if self.cluster.redis is not None:  # it joined before this tap listened
             self._rewrite = True
             self._read(*self.cluster.peers)
 
     async def close(self) -> None:
-        if self._tap in self.events.taps:
-            self.events.taps.remove(self._tap)
+        self._tapped.disconnect()
         if self.presence.remote is self:
             self.presence.remote = None
         if self._task is not None:

@@ -389,10 +389,10 @@ async def cluster_proxy_ctx(app: web.Application) -> AsyncIterator[None]:
     app[LINK] = proxy
     events = app[EVENTS]
     if proxy.active:
-        events.taps.append(proxy.tap)
+        tapped = events.taps.connect(proxy.tap)
     yield
-    if proxy.tap in events.taps:
-        events.taps.remove(proxy.tap)
+    if proxy.active:
+        tapped.disconnect()
     await proxy.close()
 
 

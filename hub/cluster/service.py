@@ -41,7 +41,7 @@ import logging
 import socket
 import time
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +53,7 @@ from config.schema import HubConfig
 from hub.cluster import redis_client
 from hub.cluster.sweep import CAMERA_REV, loads, room_meta, sweep
 from hub.core.events import Event, EventBus
+from streams.hooks import Hook
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ class Cluster:
         # what other nodes show of an owned item (JSON text), kept to re-write it on reconnect
         self.meta: defaultdict[str, dict[str, str]] = defaultdict(dict)
         # called as listener(node, "up" | "down") when a peer appears or is gone (relay legs)
-        self.node_listeners: list[Callable[[NodeInfo, str], None]] = []
+        self.node_listeners: Hook[[NodeInfo, str]] = Hook("cluster node up or down")
         self.swept = 0  # owner entries of dead nodes this node removed
         # ids this node holds that a live other node claimed first (newest last): twins
         self.conflicts: deque[dict[str, object]] = deque(maxlen=CONFLICTS_KEPT)
@@ -367,13 +368,12 @@ class Cluster:
     def start(self) -> None:
         if self.url is None:
             return
-        self.events.taps.append(self._tap)
+        self._tapped = self.events.taps.connect(self._tap)
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def close(self, *, graceful: bool = True) -> None:
         """Stop; graceful: deregister at once (peers learn now, not after node_ttl)."""
-        if self._tap in self.events.taps:
-            self.events.taps.remove(self._tap)
+        self._tapped.disconnect()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -554,11 +554,7 @@ class Cluster:
             await self._sweep(r)
 
     def _tell(self, node: NodeInfo, state: str) -> None:
-        for listener in list(self.node_listeners):
-            try:
-                listener(node, state)
-            except Exception:
-                log.exception("cluster: node listener failed")
+        self.node_listeners.emit(node, state)
 
     async def _sweep(self, r: aioredis.Redis) -> None:
         """Dead nodes out of the owner maps; their cameras and rooms announced unavailable

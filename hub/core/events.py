@@ -19,6 +19,8 @@ from typing import Any
 
 from aiohttp import web
 
+from streams.hooks import Hook
+
 
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -96,7 +98,7 @@ class EventBus:
         self._seq = itertools.count(1)
         self.published = 0
         # called with every published event (the cluster forwards local ones to other nodes)
-        self.taps: list[Callable[[Event], None]] = []
+        self.taps: Hook[[Event]] = Hook("event published")
 
     def subscribe(self, user: str, scope: str, maxsize: int | None = None) -> Subscription:
         sub = Subscription(self, user, scope, maxsize or self.maxsize)
@@ -119,8 +121,7 @@ class EventBus:
         for sub in self._subscriptions:
             if sub.wants(event):
                 sub._offer(event)
-        for tap in self.taps:
-            tap(event)
+        self.taps.emit(event)
         return event
 
     def __len__(self) -> int:

@@ -1,13 +1,13 @@
-"""Health, login, identity, centres, stream counters and Prometheus metrics."""
+"""Health, login, identity, centres, the cluster's state and Prometheus metrics."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from aiohttp import web
 
 from config.schema import Role
-from hub.cameras.service import CAMERAS, WHEP
 from hub.core.audit import AUDIT
 from hub.core.auth import TOKENS, USERS, check_password, principal
 from hub.core.centres import CENTRES
@@ -15,25 +15,22 @@ from hub.core.cluster import link_of
 from hub.core.errors import Forbidden, Invalid, Unauthenticated
 from hub.core.state import CONFIG, STARTED
 from hub.core.turn import client_ice_servers_for
-from hub.http.metrics import render_all_metrics
+from hub.http.metrics import METRICS
 from hub.http.request import read_json
+
+# parts of /api/health each slice adds: () -> {field: value}
+HEALTH = web.AppKey("health", list[Callable[[], dict[str, object]]])
 
 
 async def health(request: web.Request) -> web.Response:
+    """Public: the hub is up; each slice adds its counts (`HEALTH`), then the cluster state
+    ("off" without `redis.url`, else "up", "connecting" or "degraded") and the live nodes."""
     app = request.app
-    cameras = app[CAMERAS].all()
-    return web.json_response(
-        {
-            "status": "ok",
-            "uptime": round(time.time() - app[STARTED], 1),
-            "cameras": len(cameras),
-            "online": sum(1 for c in cameras if c.status() == "online"),
-            "viewers": len(app[WHEP]),
-            # scale-out: "off" (no redis.url), "up", "connecting" or "degraded" (Redis away,
-            # local features go on); `nodes`: the live hub nodes while up
-            **link_of(app).status(),
-        }
-    )
+    body: dict[str, object] = {"status": "ok", "uptime": round(time.time() - app[STARTED], 1)}
+    for part in app[HEALTH]:
+        body.update(part())
+    body.update(link_of(app).status())
+    return web.json_response(body)
 
 
 async def login(request: web.Request) -> web.Response:
@@ -81,14 +78,6 @@ async def centres(request: web.Request) -> web.Response:
     return web.json_response([c.to_json() for c in tree.visible_from(p.centre)])
 
 
-async def streams(request: web.Request) -> web.Response:
-    p = principal(request)
-    out = []
-    for cam in request.app[CAMERAS].visible_to(p.centre):
-        out.append({"camera": cam.id, "centre": cam.centre, **cam.stream.stats()})
-    return web.json_response(out)
-
-
 async def cluster(request: web.Request) -> web.Response:
     """Admins: this node's view of the hub cluster — state, live nodes with their URLs,
     counters, and the ids it keeps that another node claimed first (`conflicts`)."""
@@ -99,7 +88,7 @@ async def cluster(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     principal(request)
-    text = await render_all_metrics(request.app)
+    text = await request.app[METRICS].render()
     return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
 
@@ -108,6 +97,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/login", login)
     app.router.add_get("/api/me", me)
     app.router.add_get("/api/centres", centres)
-    app.router.add_get("/api/streams", streams)
     app.router.add_get("/api/cluster", cluster)
     app.router.add_get("/metrics", metrics)

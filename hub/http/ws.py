@@ -32,6 +32,7 @@ from hub.core.cluster import link_of
 from hub.core.errors import HubError
 from hub.core.events import EVENTS, Event, EventBus
 from hub.core.presence import PRESENCE, Presence, Status
+from streams.hooks import Hook
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,8 @@ class WsRouter:
         self._encoded: OrderedDict[tuple[str, int], str] = OrderedDict()
         self._frames: OrderedDict[tuple[str, int], bytes] = OrderedDict()
         # awaited after `hello` on every connect (e.g. queued notices); a failure is logged
-        self.on_connect: list[Callable[[WsClient], Awaitable[None]]] = []
+        # after the hello: async listeners, awaited in turn (a notice queue pushes its backlog)
+        self.on_connect: Hook[[WsClient]] = Hook("websocket connected")
 
     def encoded(self, event: Event) -> str:
         key = (getattr(event, "origin", ""), event.seq)
@@ -285,9 +287,9 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
                 },
             }
         )
-        for hook in list(router.on_connect):
+        for work in router.on_connect.emit(client):
             try:
-                await hook(client)
+                await work
             except Exception:
                 log.exception("ws on_connect hook failed for %s", p.user)
         async for msg in ws:

@@ -12,93 +12,30 @@ so is a send naming an attachment uploaded on another node (the notice then live
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
 
 from hub.broadcasts.scope import check_sender, targets
-from hub.core.auth import Principal, principal
+from hub.core.auth import principal
 from hub.core.centres import CENTRES
 from hub.core.cluster import link_of
-from hub.core.db import DB
-from hub.core.errors import HubError, Invalid, TooLarge
-from hub.core.events import EVENTS
-from hub.core.presence import PRESENCE
+from hub.core.errors import Invalid, TooLarge
 from hub.core.state import CONFIG
 from hub.http.lists import mark
 from hub.http.request import read_json
 from hub.http.routes import owned
-from hub.http.ws import WS
-from hub.notices.service import QUEUE_LIMIT, Notices
+from hub.notices.service import NOTICES, QUEUE_LIMIT
 from hub.notices.store import Notice, NoticeStore
 
 log = logging.getLogger(__name__)
 
-NOTICES: web.AppKey[Notices] = web.AppKey("notices")
 INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"}
 CHUNK = 64 * 1024
 LIST_LIMIT = 200  # notices in a list (sent, inbox)
-
-
-class PeerInboxes:
-    """`PeerNotices` over HTTP: the other live nodes' queues for a user connecting here."""
-
-    def __init__(self, app: web.Application) -> None:
-        self.app = app
-
-    async def pending(self, who: Principal) -> list[tuple[str, list[dict[str, Any]]]]:
-        link = link_of(self.app)
-        answers = await link.ask_peers(who, "/api/notices/inbox", {"pending": "1"})
-        out: list[tuple[str, list[dict[str, Any]]]] = []
-        for node, answer in answers:
-            found = [
-                n
-                for n in (answer if isinstance(answer, list) else [])
-                if isinstance(n, dict) and isinstance(n.get("id"), str)
-            ][:QUEUE_LIMIT]
-            if found:
-                out.append((node, found))
-        return out
-
-    async def delivered(self, node: str, who: Principal, ids: list[str]) -> None:
-        # a node gone meanwhile delivers them again on the next connect
-        try:
-            await link_of(self.app).post_to(node, who, "/api/notices/delivered", {"ids": ids})
-        except HubError as err:
-            log.warning("notices: delivery receipts for %s to node %s: %s", who.user, node, err)
-
-
-async def notices_ctx(app: web.Application) -> AsyncIterator[None]:
-    cfg = app[CONFIG]
-    store = NoticeStore(app[DB])
-    await store.open()
-    files = Path(cfg.http.data_dir) / "notices"
-    files.mkdir(parents=True, exist_ok=True)
-    link = link_of(app)
-    claim = link.claimer()
-    if claim is not None:  # a hub cluster: what was sent from here is still held here
-        link.claim_many("notice", await store.ids())
-        link.claim_many("notice_attachment", await store.attachment_ids())
-    notices = Notices(
-        store,
-        app[PRESENCE],
-        app[EVENTS],
-        app[CENTRES],
-        files,
-        claim=claim,
-        peers=PeerInboxes(app) if claim is not None else None,
-    )
-    app[NOTICES] = notices
-    app[WS].on_connect.append(notices.on_connect)
-    yield
-    with contextlib.suppress(ValueError):
-        app[WS].on_connect.remove(notices.on_connect)
 
 
 async def upload(request: web.Request) -> web.Response:

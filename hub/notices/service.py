@@ -28,6 +28,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from aiohttp import web
+
 from hub.core.auth import Principal
 from hub.core.centres import CentreTree
 from hub.core.errors import Forbidden, NotFound
@@ -255,3 +257,6 @@ async def _push(client: Connection, data: dict[str, Any]) -> None:
             "data": {**data, "queued": True},
         }
     )
+
+
+NOTICES = web.AppKey("notices", Notices)

@@ -23,23 +23,24 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import jwt
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from config.schema import Level, Role
 from hub.calls.service import CALLS
 from hub.core.audit import AUDIT
-from hub.core.auth import TOKENS, USERS, Principal, principal
+from hub.core.auth import PRINCIPAL, TOKENS, USERS, Principal, principal
 from hub.core.centres import CENTRES
 from hub.core.cluster import link_of
-from hub.core.errors import Conflict, Forbidden, Invalid, NotFound
+from hub.core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from hub.core.presence import PRESENCE
 from hub.core.state import CONFIG
+from hub.http.errors import Handler
 from hub.http.lists import mark
 from hub.http.request import parse_body
 from hub.http.routes import owned
 from hub.http.ws import WS, Request, WsClient
-from hub.petitions.app import call_back, petitioner_guard
 from hub.petitions.export import write_case_zip
 from hub.petitions.model import WAITING, Case, Category, Outcome, Status
 from hub.petitions.service import PETITIONS, Petitions
@@ -349,7 +350,6 @@ async def export(request: web.Request) -> web.StreamResponse:
 
 
 def add_routes(app: web.Application) -> None:
-    app.middlewares.append(petitioner_guard)
     r = app.router
     r.add_post("/api/petitions", create)
     r.add_get("/api/petitions", list_cases)
@@ -392,3 +392,38 @@ def register_ws(app: web.Application) -> None:
         return merge_cases(petitions, cases, [answer for _, answer in answers])
 
     app[WS].register("petition.list", ListRequest, listing)
+
+
+@web.middleware
+async def petitioner_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    p = request.get(PRINCIPAL)
+    if p is None or p.role is not Role.PETITIONER:
+        return await handler(request)
+    code = p.user.removeprefix("petitioner:")
+    case = await request.app[PETITIONS].store.get(code) if code != p.user else None
+    if case is None:  # not a link of a case: it opens nothing
+        raise Forbidden("a petitioner token opens its own case only, and it names none")
+    token = request.headers.get("Authorization", "")[7:].strip() or request.query.get("token", "")
+    iat = jwt.decode(token, options={"verify_signature": False}).get("iat", 0) if token else 0
+    if int(iat) < case.link_iat:
+        raise Unauthenticated("this petitioner link is no longer valid (a newer one was issued)")
+    if request.path == "/api/me":  # its own identity and ICE servers: nothing of others
+        return await handler(request)
+    own = [f"/api/petitions/{code}"]
+    if case.room:
+        own.append(f"/api/rooms/{case.room}")
+    if not any(request.path == o or request.path.startswith(o + "/") for o in own):
+        raise Forbidden("a petitioner link opens its own case and hearing only")
+    return await handler(request)
+
+
+async def call_back(app: web.Application, case: Case, caller: Principal | None) -> str:
+    """回访: ring the kiosk that filed `case` and its petitioner link; returns the call id.
+    The caller is the given person, else the receptionist who heard the case."""
+    centre = app[CENTRES].get(case.origin)
+    if centre is None:
+        raise Conflict(f"the origin centre {case.origin} is no longer configured")
+    who = caller or Principal(case.host or f"centre-{case.queue}", Role.RECEPTIONIST, case.queue)
+    people = [(u, centre) for u in dict.fromkeys([case.origin_user, case.petitioner])]
+    call = await app[CALLS].place(who, [], people, title=f"回访 {case.code}")
+    return call.id

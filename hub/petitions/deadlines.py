@@ -60,9 +60,14 @@ class Deadlines:
 def colour(case: Case, now: float) -> str:
     """blue | yellow | red for the deadline of `case` at `now` (or when it was resolved)."""
     at = case.resolved_at if case.resolved_at is not None else now
-    span = max(case.due_at - case.created, 1.0)
-    if at > case.due_at:
+    return colour_at(case.created, case.due_at, at)
+
+
+def colour_at(created: float, due_at: float, at: float) -> str:
+    """blue | yellow | red at `at` for a deadline running from `created` to `due_at`."""
+    span = max(due_at - created, 1.0)
+    if at > due_at:
         return "red"
-    if (at - case.created) / span >= YELLOW_AT:
+    if (at - created) / span >= YELLOW_AT:
         return "yellow"
     return "blue"

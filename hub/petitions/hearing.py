@@ -44,7 +44,7 @@ class HearingRecorder:
         self._live: dict[tuple[str, str], Recording] = {}  # (room id, user) → recording
         self._tasks: set[asyncio.Task[None]] = set()
         self.started = 0
-        rooms.on_end.append(self._room_ended)
+        self._hooked = rooms.on_end.connect(self._room_ended)
 
     def published(
         self, room: Room, seat: Seat, publication: Publication
@@ -81,8 +81,7 @@ class HearingRecorder:
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def close(self) -> None:
-        if self._room_ended in self._rooms.on_end:
-            self._rooms.on_end.remove(self._room_ended)
+        self._hooked.disconnect()
         live, self._live = list(self._live.values()), {}
         await asyncio.gather(*(r.stop() for r in live), return_exceptions=True)
         await asyncio.gather(*list(self._tasks), return_exceptions=True)

@@ -18,7 +18,6 @@ kept here is re-claimed at start) and numbers it from the cluster's shared count
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -32,9 +31,10 @@ from hub.core.auth import Principal
 from hub.core.centres import CentreTree
 from hub.core.errors import Conflict, NotFound
 from hub.core.events import EventBus
-from hub.petitions.deadlines import Deadlines, colour
+from hub.petitions.deadlines import Deadlines, colour, colour_at
 from hub.petitions.model import (
     HEARING,
+    OPEN,
     WAITING,
     Case,
     Category,
@@ -46,6 +46,7 @@ from hub.petitions.model import (
 )
 from hub.petitions.store import CaseStore
 from hub.rooms.model import Room, RoomKind, Rooms
+from streams.hooks import Connection
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class Petitions:
     ) -> None:
         self.store = store
         self._claim = claim  # a hub cluster: (kind, code) is owned by this node
+        self._hooked: list[Connection] = []  # disconnected at close
         # a hub cluster: (origin, day, local maximum) → the case number, None when unavailable
         self._numbers = numbers
         self.config = config
@@ -87,11 +89,11 @@ class Petitions:
             note = "the hub stopped during the hearing; back in the queue"
             await self._move(case, "interrupted", "system", note, room=None, host=None)
             log.warning("petition %s: hearing interrupted by a restart", case.code)
-        self._rooms.on_end.append(self._room_ended)
+        self._hooked.append(self._rooms.on_end.connect(self._room_ended))
 
     async def close(self) -> None:
-        with contextlib.suppress(ValueError):
-            self._rooms.on_end.remove(self._room_ended)
+        for hook in self._hooked:
+            hook.disconnect()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     # -- requests ---------------------------------------------------------------------------
@@ -298,6 +300,14 @@ class Petitions:
             if case.status in HEARING and case.room == room_id:
                 note = "the hearing room was ended before the case was resolved"
                 await self._move(case, "hearing_ended", "system", note, room=None, host=None)
+
+    async def sla_counts(self) -> dict[str, int]:
+        """Open cases (the deadline runs) by deadline colour: blue, yellow, red."""
+        now = self.clock()
+        counts = {"blue": 0, "yellow": 0, "red": 0}
+        for created, due_at in await self.store.deadlines([str(s) for s in OPEN]):
+            counts[colour_at(created, due_at, now)] += 1
+        return counts
 
     def case_of(self, room: Room) -> str | None:
         """The case code a live hearing room belongs to."""

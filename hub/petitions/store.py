@@ -102,6 +102,14 @@ class CaseStore:
         row = await self._db.fetchone("SELECT * FROM petitions WHERE code = ?", (code,))
         return _case(row) if row is not None else None
 
+    async def deadlines(self, statuses: Sequence[str]) -> list[tuple[float, float]]:
+        """(created, due_at) of every case in one of `statuses` (no limit: two numbers each)."""
+        marks = ", ".join("?" * len(statuses))
+        rows = await self._db.fetchall(
+            f"SELECT created, due_at FROM petitions WHERE status IN ({marks})", list(statuses)
+        )
+        return [(float(r["created"]), float(r["due_at"])) for r in rows]
+
     async def find(
         self,
         *,

@@ -1,23 +1,30 @@
-"""Wiring of recordings, playback and the audit log into the app (cleanup contexts, hooks).
+"""The recordings slice in the app: recorders, playback, their routes, and the audit of
+every viewer session (live views and playbacks).
 
-`hub/app.py` appends `audit_ctx` and `recordings_ctx` after the cameras and before WHEP, so
-on shutdown WHEP sessions close first (their audit rows and playbacks still have a home), then
-playbacks and recorders, then the audit log, then the cameras and the database.
+Viewer sessions close at shutdown before any cleanup context (`hub.cameras.app`), so their
+audit rows and playbacks still have a home; then playbacks and recorders stop, then (in the
+earlier contexts) the cameras, the audit log and the database.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import shutil
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from aiohttp import web
 
-from hub.cameras.service import CAMERAS
-from hub.core.audit import AUDIT, AuditLog
+from config.schema import HubConfig
+from hub.cameras.service import CAMERAS, VIEWERS
+from hub.core.audit import AUDIT
 from hub.core.db import DB
 from hub.core.events import EVENTS
 from hub.core.state import CONFIG
+from hub.http.metrics import METRICS, Family
+from hub.recordings import api
 from hub.recordings.playback import PLAYBACKS, PlaybackRegistry
 from hub.recordings.service import RECORDINGS, RecordingService
 from hub.recordings.store import RecordingIndex
@@ -26,12 +33,13 @@ from signaling.whep import WhepSession
 log = logging.getLogger(__name__)
 
 
-async def audit_ctx(app: web.Application) -> AsyncIterator[None]:
-    audit = AuditLog(app[DB])
-    await audit.start()
-    app[AUDIT] = audit
-    yield
-    await audit.close()
+def setup(app: web.Application, config: HubConfig) -> None:
+    app.cleanup_ctx.append(recordings_ctx)
+    api.add_routes(app)
+    viewers = app[VIEWERS]
+    viewers.opened.connect(lambda session: whep_opened(app, session))
+    viewers.closed.connect(lambda session, reason: whep_closed(app, session, reason))
+    app[METRICS].add("recordings", lambda family: _families(app, family))
 
 
 async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -85,3 +93,32 @@ def whep_closed(app: web.Application, session: WhepSession, reason: str) -> None
         )
     except Exception:
         log.exception("audit of a WHEP stop failed")
+
+
+async def _families(app: web.Application, family: Family) -> None:
+    service = app[RECORDINGS]
+    used = await service.index.total_bytes()
+    family("zzhub_recordings_bytes", "gauge", "Bytes of recorded segments.", [("", used)])
+
+    def usage(root: Path) -> tuple[int, int]:
+        if not root.exists():
+            return 0, 0
+        du = shutil.disk_usage(root)
+        return du.total, du.free
+
+    total, free = await asyncio.to_thread(usage, service.root)
+    family("zzhub_recordings_disk_total_bytes", "gauge", "Recording disk size.", [("", total)])
+    family("zzhub_recordings_disk_free_bytes", "gauge", "Recording disk free.", [("", free)])
+    retention = service.retention.stats()
+    family(
+        "zzhub_recordings_deleted_total",
+        "counter",
+        "Segments deleted by retention.",
+        [("", retention["deleted"])],
+    )
+    family(
+        "zzhub_recordings_segments_closed_total",
+        "counter",
+        "Segments closed.",
+        [("", service.segments_closed)],
+    )

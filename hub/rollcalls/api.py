@@ -4,8 +4,7 @@ snapshots."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -16,20 +15,14 @@ from hub.calls.scope import rollcall_targets
 from hub.core.auth import Principal, principal
 from hub.core.centres import CENTRES
 from hub.core.cluster import link_of
-from hub.core.db import DB
 from hub.core.errors import Conflict, Forbidden, Invalid, NotFound, Unsupported
-from hub.core.events import EVENTS
-from hub.core.presence import PRESENCE
-from hub.core.state import CONFIG
 from hub.http.lists import merged_list, merged_page, with_peers
 from hub.http.request import NoData, paging, parse_body
 from hub.http.routes import owned
 from hub.http.ws import WS, Request, WsClient
 from hub.rollcalls.model import RollCall
 from hub.rollcalls.report import ledger_csv, parse_time, summary
-from hub.rollcalls.service import ROLLCALLS, RollCalls
-from hub.rollcalls.store import RollCallLedger
-from hub.rooms.model import ROOMS
+from hub.rollcalls.service import ROLLCALLS
 
 ID = "{rollcall:[A-Za-z0-9_-]{1,64}}"
 
@@ -230,20 +223,3 @@ def register_ws(app: web.Application) -> None:
     router.register("rollcall.pending", NoData, pending)
 
 
-async def rollcalls_ctx(app: web.Application) -> AsyncIterator[None]:
-    cfg = app[CONFIG]
-    rollcalls = RollCalls(
-        RollCallLedger(app[DB]),
-        app[ROOMS],
-        app[PRESENCE],
-        app[EVENTS],
-        data_dir=Path(cfg.http.data_dir),
-        timeout=cfg.calls.rollcall_timeout,
-        duty_users={u.name for u in cfg.users if u.duty},
-        max_live=cfg.calls.max_live,
-        claim=link_of(app).claimer(),
-    )
-    await rollcalls.start()
-    app[ROLLCALLS] = rollcalls
-    yield
-    await rollcalls.close()

@@ -18,7 +18,6 @@ checked wherever they are connected and answer through `hub.cluster.proxy`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import secrets
@@ -37,10 +36,14 @@ from hub.core.events import EventBus
 from hub.core.presence import Presence
 from hub.rollcalls.model import EntryStatus, RollCall, RollCallEntry, RollCallState
 from hub.rollcalls.store import RollCallLedger
-from hub.rooms.model import Room, RoomKind, Rooms
+from hub.rooms.model import Room, RoomKind, Rooms, Seat
+from signaling.publish import Publication
+from streams.hooks import Connection
+from streams.snapshot import SnapshotUnavailable, snapshot_jpeg
 from streams.tasks import TaskSet
 
 log = logging.getLogger(__name__)
+SNAPSHOT_WAIT = 10.0  # seconds for a roll-call terminal's first keyframe
 
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_SNAPSHOT = 4 * 1024 * 1024
@@ -62,6 +65,7 @@ class RollCalls:
     ) -> None:
         self.ledger = ledger
         self._claim = claim  # a hub cluster: (kind, id) is owned by this node
+        self._hooked: list[Connection] = []  # disconnected at close
         self._rooms = rooms
         self._presence = presence
         self._events = events
@@ -81,11 +85,14 @@ class RollCalls:
         if self._claim is not None:
             for rollcall_id in await self.ledger.ids():
                 self._claim("rollcall", rollcall_id)
-        self._rooms.on_end.append(self._room_ended)
+        self._hooked += [
+            self._rooms.on_end.connect(self._room_ended),
+            self._rooms.on_published.connect(self.seat_published),
+        ]
 
     async def close(self) -> None:
-        with contextlib.suppress(ValueError):
-            self._rooms.on_end.remove(self._room_ended)
+        for hook in self._hooked:
+            hook.disconnect()
         for rc in list(self._live.values()):
             self._close(rc, "shutdown")
         self._timers.clear()
@@ -162,6 +169,34 @@ class RollCalls:
         if write is not None:
             await asyncio.shield(write)
         return rc
+
+    def running(self) -> list[RollCall]:
+        """The roll calls running now (on this node)."""
+        return list(self._live.values())
+
+    def seat_published(
+        self, room: Room, seat: Seat, publication: Publication
+    ) -> Coroutine[Any, Any, None] | None:
+        """`Rooms.on_published`: a duty terminal answering a roll call publishes its video;
+        keep one picture of it in the roll-call ledger (the coroutine is RoomMedia's to run)."""
+        if room.kind is not RoomKind.ROLLCALL or seat.user == room.host:
+            return None
+        rollcall_id = self.for_room(room.id)
+        if rollcall_id is None:
+            return None
+        return self._take_snapshot(rollcall_id, seat.centre, publication)
+
+    async def _take_snapshot(self, rollcall_id: str, centre: str, publication: Publication) -> None:
+        relay = publication.video
+        if not await relay.wait_keyframe(SNAPSHOT_WAIT) or relay.info is None:
+            log.info("roll call %s: no picture from %s", rollcall_id, centre)
+            return
+        try:
+            jpeg = await snapshot_jpeg(relay.info, relay.gop()[:8])
+        except SnapshotUnavailable as err:
+            log.info("roll call %s: no snapshot from %s: %s", rollcall_id, centre, err)
+            return
+        await self.attach_snapshot(rollcall_id, centre, jpeg)
 
     def for_room(self, room_id: str) -> str | None:
         """The roll call whose grid is this room (until the room ends), if any."""

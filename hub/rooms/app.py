@@ -1,23 +1,34 @@
-"""The rooms service in the app: the SFU, its glue to rooms, and the roll-call snapshot hook."""
+"""The rooms slice in the app: who sits in which room (`Rooms`, from the start), the SFU and
+its glue to the rooms (`RoomMedia`, while the hub runs), their routes and metric families.
+
+Rooms exist before any cleanup context runs, so every slice can listen to them
+(`on_end`, `on_seat_left`, `on_published`) from its own start. The SFU comes up after calls
+and roll calls and before petitions, notices and broadcasts (hub/app.py), so the slices that
+publish into rooms are torn down before it.
+"""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator, Coroutine
-from typing import Any
+from collections import Counter
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from config.schema import HubConfig
+from hub.core.events import EVENTS
 from hub.core.state import CONFIG
-from hub.rollcalls.service import ROLLCALLS
-from hub.rooms.model import ROOMS, Room, RoomKind, Seat
+from hub.http.metrics import METRICS, Family, label
+from hub.rooms import api
+from hub.rooms.model import ROOMS, Rooms
 from hub.rooms.service import ROOM_MEDIA, RoomMedia
 from signaling.publish import Publication, Publications
-from streams.snapshot import SnapshotUnavailable, snapshot_jpeg
 
-log = logging.getLogger(__name__)
 
-SNAPSHOT_WAIT = 10.0  # seconds for a roll-call terminal's first keyframe
+def setup(app: web.Application, config: HubConfig) -> None:
+    app[ROOMS] = Rooms(app[EVENTS])
+    app.cleanup_ctx.append(rooms_ctx)
+    api.add_routes(app)
+    app[METRICS].add("rooms", lambda family: _families(app, family))
 
 
 async def rooms_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -35,36 +46,42 @@ async def rooms_ctx(app: web.Application) -> AsyncIterator[None]:
         fast_rtp=cfg.webrtc.fast_rtp,
     )
     media = RoomMedia(app[ROOMS], publications)
-    media.on_published.append(lambda room, seat, pub: _rollcall_snapshot(app, room, seat, pub))
     app[ROOM_MEDIA] = media
     media.start()
     yield
     await media.close()
 
 
-def _rollcall_snapshot(
-    app: web.Application, room: Room, seat: Seat, publication: Publication
-) -> Coroutine[Any, Any, None] | None:
-    """A duty terminal answering a roll call publishes its video: keep one picture of it in
-    the roll-call ledger."""
-    if room.kind is not RoomKind.ROLLCALL or seat.user == room.host:
-        return None
-    rollcall_id = app[ROLLCALLS].for_room(room.id)
-    if rollcall_id is None:
-        return None
-    return _take_snapshot(app, rollcall_id, seat.centre, publication)
-
-
-async def _take_snapshot(
-    app: web.Application, rollcall_id: str, centre: str, publication: Publication
-) -> None:
-    relay = publication.video
-    if not await relay.wait_keyframe(SNAPSHOT_WAIT) or relay.info is None:
-        log.info("roll call %s: no picture from %s", rollcall_id, centre)
+def _families(app: web.Application, family: Family) -> None:
+    rooms = app[ROOMS].active()
+    by_kind = Counter(str(r.kind) for r in rooms)
+    family(
+        "zzhub_rooms",
+        "gauge",
+        "Rooms not ended, by kind.",
+        [(f"kind={label(k)}", float(n)) for k, n in sorted(by_kind.items())],
+    )
+    seats = sum(1 for r in rooms for s in r.seats.values() if s.present)
+    family("zzhub_room_seats", "gauge", "Seats present in rooms.", [("", float(seats))])
+    media = app.get(ROOM_MEDIA)
+    if media is None:
         return
-    try:
-        jpeg = await snapshot_jpeg(relay.info, relay.gop()[:8])
-    except SnapshotUnavailable as err:
-        log.info("roll call %s: no snapshot from %s: %s", rollcall_id, centre, err)
-        return
-    await app[ROLLCALLS].attach_snapshot(rollcall_id, centre, jpeg)
+    pubs = media.publications
+    family(
+        "zzhub_room_publications",
+        "gauge",
+        "Browser tracks published into rooms.",
+        [("", float(len(pubs.publications())))],
+    )
+    family(
+        "zzhub_room_subscribers",
+        "gauge",
+        "Subscriptions to room publications.",
+        [("", float(len(pubs.subscriptions())))],
+    )
+    family(
+        "zzhub_room_publish_failed_total",
+        "counter",
+        "Room publish/subscribe offers refused or failed.",
+        [("", float(pubs.failed))],
+    )

@@ -12,8 +12,9 @@ from __future__ import annotations
 import enum
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -21,8 +22,12 @@ from config.schema import Role
 from hub.core.auth import Principal
 from hub.core.errors import Conflict, Forbidden, Invalid, NotFound
 from hub.core.events import EventBus
+from streams.hooks import Hook
 
 REJOIN_GRACE = 20.0
+
+if TYPE_CHECKING:
+    from signaling.publish import Publication
 
 
 class RoomKind(enum.StrEnum):
@@ -117,8 +122,11 @@ class Rooms:
         self._events = events
         self._rooms: dict[str, Room] = {}
         # called when a seat leaves or is removed (to unpublish its media), and on end
-        self.on_seat_left: list[Callable[[Room, Seat], None]] = []
-        self.on_end: list[Callable[[Room], None]] = []
+        self.on_seat_left: Hook[[Room, Seat]] = Hook("seat left")
+        self.on_end: Hook[[Room]] = Hook("room ended")
+        # after a seat publishes (RoomMedia): a listener may return a coroutine to run, owned by
+        # RoomMedia, e.g. the roll-call snapshot of a duty terminal
+        self.on_published: Hook[[Room, Seat, Publication]] = Hook("seat published")
 
     def create(
         self,
@@ -193,8 +201,7 @@ class Rooms:
         if seat is None or not seat.present:
             return
         seat.left_at = time.time()
-        for callback in self.on_seat_left:
-            callback(room, seat)
+        self.on_seat_left.emit(room, seat)
         seat.publication = None
         self._changed(room)
 
@@ -250,8 +257,7 @@ class Rooms:
         for seat in list(room.seats.values()):
             self.leave(room, seat.user)
         room.ended_at = time.time()
-        for callback in self.on_end:
-            callback(room)
+        self.on_end.emit(room)
         self._changed(room)
 
     def _changed(self, room: Room, also: set[str] | None = None) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
 from aiohttp import web
@@ -35,13 +35,10 @@ class RoomMedia:
         self._tasks: set[asyncio.Task[object]] = set()
         self._speaker_task: asyncio.Task[None] | None = None
         self._closing = False
-        # after a seat publishes: hook(room, seat, publication) may return a coroutine to run
-        # (owned here), e.g. the roll-call snapshot of a duty room
-        self.on_published: list[
-            Callable[[Room, Seat, Publication], Coroutine[Any, Any, None] | None]
-        ] = []
-        rooms.on_seat_left.append(self._seat_left)
-        rooms.on_end.append(self._room_ended)
+        self._hooked = [
+            rooms.on_seat_left.connect(self._seat_left),
+            rooms.on_end.connect(self._room_ended),
+        ]
 
     def start(self) -> None:
         self._speaker_task = asyncio.get_running_loop().create_task(self._track_speakers())
@@ -55,8 +52,7 @@ class RoomMedia:
         self.rooms.seat_publication(room, seat.user, publication.id)
         if seat.muted:
             publication.audio_muted = True
-        for hook in self.on_published:
-            work = hook(room, seat, publication)
+        for work in self.rooms.on_published.emit(room, seat, publication):
             if work is not None:
                 self._spawn(work)
         return publication, answer
@@ -129,6 +125,8 @@ class RoomMedia:
         """Hub shutdown: every peer closes; rooms stay as they are (calls and roll calls record
         the shutdown themselves)."""
         self._closing = True
+        for hook in self._hooked:
+            hook.disconnect()
         if self._speaker_task is not None:
             self._speaker_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

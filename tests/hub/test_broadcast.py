@@ -16,7 +16,7 @@ from aiortc import RTCSessionDescription
 
 from config import parse_config
 from hub.app import build_app
-from hub.broadcasts.api import BROADCASTS
+from hub.broadcasts.service import BROADCASTS
 from hub.core.auth import TOKENS, Principal
 from hub.rooms.service import ROOM_MEDIA
 from tests.conftest import COUNTY, TOWN, VILLAGE, topology

@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from hub.app import build_app
-from hub.broadcasts.api import BROADCASTS
+from hub.broadcasts.service import BROADCASTS
 from hub.rooms.model import ROOMS
 from tests.conftest import COUNTY, OTHER_TOWN, TOWN, VILLAGE
 from tests.hub.test_broadcast import Member, config, wait_for

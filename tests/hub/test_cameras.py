@@ -16,7 +16,7 @@ async def test_each_status_listener_hears_every_change(hub_config: HubConfig) ->
         def listener(cam: Camera, old: str, new: str, name: str = name) -> None:
             heard[name].append((cam.id, old, new))
 
-        registry.on_status(listener)
+        registry.on_status.connect(listener)
     cam = registry.get("county-cam")
     assert cam is not None
     lease = cam.stream.acquire("t")

@@ -12,7 +12,7 @@ from typing import Any
 
 from hub.alerts.service import ALERTS
 from hub.cluster.service import CLUSTER, ClusterState
-from hub.notices.api import NOTICES
+from hub.notices.service import NOTICES
 from tests.conftest import COUNTY, OTHER_TOWN, TOWN, VILLAGE
 from tests.hub.test_calls import OTHER_VILLAGE, TERMINALS, V2, V3
 from tests.hub.test_cluster import RedisProcess, free_port, redis_server, wait_for

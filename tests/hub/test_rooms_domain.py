@@ -38,7 +38,7 @@ def test_rejoin_within_grace_gets_the_same_seat(monkeypatch: pytest.MonkeyPatch)
     room = rooms.create(HOST, users=["mediator"])
     seat = rooms.join(room, MEDIATOR)
     left: list[str] = []
-    rooms.on_seat_left.append(lambda r, s: left.append(s.user))
+    rooms.on_seat_left.connect(lambda r, s: left.append(s.user))
     rooms.leave(room, "mediator")
     assert left == ["mediator"] and not seat.present
     again = rooms.join(room, MEDIATOR)
@@ -71,7 +71,7 @@ def test_host_controls() -> None:
     with pytest.raises(Invalid):
         rooms.control(room, HOST, "fly")
     ended: list[str] = []
-    rooms.on_end.append(lambda r: ended.append(r.id))
+    rooms.on_end.connect(lambda r: ended.append(r.id))
     rooms.control(room, HOST, "end")
     assert room.ended and ended == [room.id]
     assert all(not s.present for s in room.seats.values())

@@ -1,0 +1,33 @@
+"""Authentication of every API request: a bearer token, or `?token=` on the WebSocket (browsers
+cannot set its headers). `/api/health` and `/api/login` are public."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from hub.core.auth import PRINCIPAL, TOKENS, AuthError
+from hub.core.errors import Unauthenticated
+from hub.http.errors import Handler
+
+PUBLIC_PATHS = {"/api/health", "/api/login"}
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    path = request.path
+    needs_auth = (path.startswith("/api") and path not in PUBLIC_PATHS) or path in (
+        "/metrics",
+        "/ws",
+    )
+    if needs_auth:
+        header = request.headers.get("Authorization", "")
+        token = header[7:].strip() if header[:7].lower() == "bearer " else ""
+        if not token and path == "/ws":
+            token = request.query.get("token", "")  # browsers cannot set WS headers
+        if not token:
+            raise Unauthenticated("missing bearer token (Authorization: Bearer TOKEN)")
+        try:
+            request[PRINCIPAL] = request.app[TOKENS].verify(token)
+        except AuthError as err:
+            raise Unauthenticated(str(err)) from None
+    return await handler(request)
