@@ -6,13 +6,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from hub.broadcasts.report import attendance, attendance_csv
-from hub.broadcasts.scope import check_sender, targets
 from hub.broadcasts.service import BROADCASTS, Broadcast
 from hub.broadcasts.store import BroadcastRow
 from hub.core.auth import principal
 from hub.core.centres import CENTRES
 from hub.core.errors import Forbidden, Invalid, NotFound
 from hub.core.presence import PRESENCE, Status
+from hub.core.scopes import check_sender, targets
 from hub.http.lists import merged_list
 from hub.http.request import read_json, read_sdp
 from hub.http.routes import owned

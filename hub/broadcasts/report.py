@@ -9,9 +9,9 @@ import time
 from datetime import datetime
 from typing import Any
 
-from hub.broadcasts.scope import township_of
 from hub.broadcasts.store import BroadcastRow, Interval
 from hub.core.centres import CentreTree
+from hub.core.scopes import township_of
 
 
 def attendance(row: BroadcastRow, intervals: list[Interval], tree: CentreTree) -> dict[str, Any]:

@@ -13,13 +13,13 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.calls.model import Call
-from hub.calls.scope import call_targets
 from hub.calls.service import CALLS
 from hub.core.auth import USERS, Principal, principal
 from hub.core.centres import CENTRES, Centre
 from hub.core.cluster import link_of
 from hub.core.errors import Invalid, NotFound
 from hub.core.presence import PRESENCE
+from hub.core.scopes import call_targets
 from hub.http.lists import (
     merged_list,
     merged_page,
@@ -154,5 +154,3 @@ def register_ws(app: web.Application) -> None:
     for action in ("accept", "decline", "cancel", "hangup"):
         router.register(f"call.{action}", CallRef, ws_action(action))
     router.register("call.pending", NoData, pending)
-
-

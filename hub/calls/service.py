@@ -96,7 +96,7 @@ class Calls:
         title: str = "",
     ) -> Call:
         """Ring `centres` (everyone connected there) and `people` (by name). Scope is checked
-        by the caller of this method (`hub.calls.scope`)."""
+        by the caller of this method (`hub.core.scopes`)."""
         if len(self._live) >= self.max_live:
             raise Unavailable(f"too many live calls (limit {self.max_live})")
         targets = [CallTarget(c.code, c.name) for c in centres]

@@ -7,9 +7,11 @@ In a hub cluster the cameras other nodes own are listed and viewed here too (wit
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 
-from hub.cameras.service import CAMERAS, WHEP, Camera
+from hub.cameras.service import CAMERAS, PLAYBACK, WHEP, Camera, require_node
 from hub.core.audit import AUDIT
 from hub.core.auth import principal
 from hub.core.cluster import link_of
@@ -31,14 +33,6 @@ from streams.stream import StreamState
 async def viewable_camera(request: web.Request) -> Camera:
     """The camera named in the path (this node's or another's) if the caller may see it."""
     return await request.app[CAMERAS].viewable(request.match_info["camera"], principal(request))
-
-
-def require_node(cam: Camera) -> None:
-    if not cam.available:
-        raise Unavailable(
-            f"camera {cam.id} is on hub node {cam.node}, which is unavailable",
-            "node_unavailable",
-        )
 
 
 async def list_cameras(request: web.Request) -> web.Response:
@@ -84,11 +78,13 @@ async def whep_offer(request: web.Request) -> web.Response:
         raise Invalid("the SDP offer is not UTF-8 text") from None
     cfg = request.app[CONFIG]
     stream = cam.stream
-    playback = None
-    if "start" in request.query:  # recorded playback from a moment: hub/recordings/api.py
-        from hub.recordings import api as recordings_api
-
-        stream, playback = await recordings_api.playback_stream(request, cam)
+    p = principal(request)
+    started: Callable[[str], None] | None = None
+    if "start" in request.query:  # recorded playback from a moment (the recordings slice)
+        source = request.app.get(PLAYBACK)
+        if source is None:
+            raise NotFound("this hub keeps no recordings")
+        stream, started = await source.open(cam, request.query["start"], p.user)
     if stream.relay.info is None and cfg.streams.first_packet_wait > 0:
         # learn the codec first so a non-H.264 camera gets its transcoder from the start
         lease = stream.acquire("whep-probe")
@@ -100,13 +96,12 @@ async def whep_offer(request: web.Request) -> web.Response:
             pass
         finally:
             lease.release()
-    p = principal(request)
     try:
         session, answer = await request.app[WHEP].create(stream, offer, user=p.user)
     except OfferError as err:
         raise Invalid(str(err)) from None
-    if playback is not None:
-        recordings_api.playback_started(request, playback, session.id)
+    if started is not None:
+        started(session.id)
     if cam.node:  # another node's camera: the audit hook knows this node's cameras only
         request.app[AUDIT].record(
             p.user,

@@ -10,6 +10,7 @@ to decode); a focused wall tile or anything asking for `main=True` reads the mai
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -17,7 +18,10 @@ from aiohttp import web
 
 from config.schema import CameraConfig, HubConfig, RecordMode
 from hub.core.auth import Principal
-from hub.core.errors import NotFound
+from hub.core.errors import (
+    NotFound,
+    Unavailable,
+)
 from signaling.whep import WhepSession, WhepSessions
 from streams.decoded import DecodedTaps, FrameListener, TapLease
 from streams.hooks import Hook
@@ -258,7 +262,26 @@ class Viewers:
         self.closed: Hook[[WhepSession, str]] = Hook("viewer session closed")
 
 
+class PlaybackSource(Protocol):
+    """Recorded video of a camera from a moment, played like a live stream (the recordings
+    slice provides it): the Stream to view, and what to call with the viewer session's id
+    once it is open."""
+
+    async def open(
+        self, camera: Camera, start: str, user: str
+    ) -> tuple[Stream, Callable[[str], None]]: ...
+
+
 CAMERAS = web.AppKey("cameras", CameraRegistry)
+PLAYBACK = web.AppKey("playback_source", PlaybackSource)
 VIEWERS = web.AppKey("viewers", Viewers)
 WHEP = web.AppKey("whep", WhepSessions)
 PICTURES = web.AppKey("pictures", PictureSources)
+
+
+def require_node(cam: Camera) -> None:
+    if not cam.available:
+        raise Unavailable(
+            f"camera {cam.id} is on hub node {cam.node}, which is unavailable",
+            "node_unavailable",
+        )

@@ -19,11 +19,11 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from hub.broadcasts.scope import check_sender, targets
 from hub.core.auth import principal
 from hub.core.centres import CENTRES
 from hub.core.cluster import link_of
 from hub.core.errors import Invalid, TooLarge
+from hub.core.scopes import check_sender, targets
 from hub.core.state import CONFIG
 from hub.http.lists import mark
 from hub.http.request import read_json

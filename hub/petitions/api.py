@@ -18,7 +18,6 @@ endpoints are forwarded to the node that owns it (`hub.cluster.proxy`). The WebS
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -36,15 +35,15 @@ from hub.core.cluster import link_of
 from hub.core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from hub.core.presence import PRESENCE
 from hub.core.state import CONFIG
+from hub.core.times import iso
 from hub.http.errors import Handler
+from hub.http.files import send_file
 from hub.http.lists import mark
 from hub.http.request import parse_body
 from hub.http.routes import owned
 from hub.http.ws import WS, Request, WsClient
-from hub.petitions.export import write_case_zip
 from hub.petitions.model import WAITING, Case, Category, Outcome, Status
 from hub.petitions.service import PETITIONS, Petitions
-from hub.recordings.export import iso, send_file, temp_path
 from hub.recordings.service import RECORDINGS
 
 STAFF = frozenset({Role.ADMIN, Role.DISPATCHER, Role.RECEPTIONIST, Role.MEDIATOR})
@@ -323,8 +322,6 @@ async def export(request: web.Request) -> web.StreamResponse:
     if p.role not in STAFF:
         raise Forbidden(f"a {p.role} may not export cases")
     timeline = [e.to_json() for e in await petitions.store.timeline(case.code)]
-    rows = await request.app[RECORDINGS].index.by_tag(case.code)
-    closed = [r for r in rows if r.end_ms is not None]
     docs = {
         "case": petitions.view(case),
         "notes": [e for e in timeline if e["action"] == "note"],
@@ -336,14 +333,12 @@ async def export(request: web.Request) -> web.StreamResponse:
         "exported_by": p.user,
         "exported_at": iso(int(time.time() * 1000)),
     }
-    root = request.app[RECORDINGS].root
-    out = temp_path(root, ".zip")
-    manifest = await asyncio.to_thread(write_case_zip, root, closed, docs, header, out)
+    out, manifest, segments = await request.app[RECORDINGS].export_zip(case.code, header, docs)
     request.app[AUDIT].record(
         p.user,
         "export.evidence",
         f"case:{case.code}",
-        {"head": manifest["head"], "segments": len(closed)},
+        {"head": manifest["head"], "segments": segments},
         case.queue,
     )
     return await send_file(request, out, f"case_{case.code}.zip", "application/zip")

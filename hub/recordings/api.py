@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -22,16 +22,11 @@ from hub.core.audit import AUDIT
 from hub.core.auth import Principal, principal
 from hub.core.errors import Conflict, Forbidden, HubError, Invalid, NotFound
 from hub.core.state import CONFIG
+from hub.core.times import compact, iso
+from hub.http.files import send_file
 from hub.http.request import read_json
 from hub.http.ws import WS, Request, WsClient, WsError
-from hub.recordings.export import (
-    compact,
-    inside,
-    iso,
-    send_file,
-    temp_path,
-    write_export_zip,
-)
+from hub.recordings.export import inside, temp_path, write_export_zip
 from hub.recordings.playback import PLAYBACKS, Playback
 from hub.recordings.service import RECORDINGS, valid_tag
 from hub.recordings.store import SegmentRow, coverage
@@ -249,27 +244,36 @@ async def mark(request: web.Request) -> web.Response:
 
 
 # -- playback -----------------------------------------------------------------------------
-async def playback_stream(request: web.Request, cam: Camera) -> tuple[Stream, Playback]:
-    """For `whep_offer` with `?start=`: a private Stream playing the recordings from then."""
-    start_ms = parse_time(request.query.get("start"), "start")
-    if start_ms is None:
-        raise Invalid("start must be ISO 8601 or epoch milliseconds")
-    if not await request.app[RECORDINGS].index.playlist(cam.id, start_ms, 1):
-        raise NotFound(f"nothing of camera {cam.id} was recorded at or after {iso(start_ms)}")
-    p = principal(request)
-    playback = request.app[PLAYBACKS].create(cam, start_ms, p.user)
-    return playback.stream, playback
+class CameraPlayback:
+    """The cameras slice's `PlaybackSource`: `POST /api/cameras/{camera}/whep?start=…` plays
+    the recordings of the camera from then, audited as `playback.start`."""
 
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
 
-def playback_started(request: web.Request, playback: Playback, session_id: str) -> None:
-    request.app[PLAYBACKS].bind(playback, session_id)
-    request.app[AUDIT].record(
-        playback.user,
-        "playback.start",
-        f"camera:{playback.camera}",
-        {"session": session_id, "start": iso(playback.start_ms)},
-        playback.centre,
-    )
+    async def open(
+        self, camera: Camera, start: str, user: str
+    ) -> tuple[Stream, Callable[[str], None]]:
+        start_ms = parse_time(start, "start")
+        if start_ms is None:
+            raise Invalid("start must be ISO 8601 or epoch milliseconds")
+        if not await self.app[RECORDINGS].index.playlist(camera.id, start_ms, 1):
+            raise NotFound(
+                f"nothing of camera {camera.id} was recorded at or after {iso(start_ms)}"
+            )
+        playback = self.app[PLAYBACKS].create(camera, start_ms, user)
+
+        def started(session_id: str) -> None:
+            self.app[PLAYBACKS].bind(playback, session_id)
+            self.app[AUDIT].record(
+                playback.user,
+                "playback.start",
+                f"camera:{playback.camera}",
+                {"session": session_id, "start": iso(playback.start_ms)},
+                playback.centre,
+            )
+
+        return playback.stream, started
 
 
 def _own_playback(request: web.Request) -> Playback:

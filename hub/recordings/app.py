@@ -18,7 +18,7 @@ from pathlib import Path
 from aiohttp import web
 
 from config.schema import HubConfig
-from hub.cameras.service import CAMERAS, VIEWERS
+from hub.cameras.service import CAMERAS, PLAYBACK, VIEWERS
 from hub.core.audit import AUDIT
 from hub.core.db import DB
 from hub.core.events import EVENTS
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 def setup(app: web.Application, config: HubConfig) -> None:
     app.cleanup_ctx.append(recordings_ctx)
     api.add_routes(app)
+    app[PLAYBACK] = api.CameraPlayback(app)
     viewers = app[VIEWERS]
     viewers.opened.connect(lambda session: whep_opened(app, session))
     viewers.closed.connect(lambda session, reason: whep_closed(app, session, reason))

@@ -8,35 +8,15 @@ it offline. Building runs in a thread; files go to a temporary path the caller r
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import hashlib
 import json
 import secrets
 import zipfile
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
-
-from aiohttp import web
 
 from hub.recordings.store import SegmentRow
 from streams.recorder_manifest import EXPORT_MANIFEST, build_export_manifest
-
-CHUNK = 256 * 1024
-
-
-def iso(ms: int) -> str:
-    return (
-        datetime.fromtimestamp(ms / 1000, UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
-
-
-def compact(ms: int) -> str:
-    """20261123T005100Z: for file names."""
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def inside(root: Path, name: str) -> Path:
@@ -48,12 +28,27 @@ def inside(root: Path, name: str) -> Path:
 
 
 def write_export_zip(
-    root: Path, rows: list[SegmentRow], header: dict[str, Any], out: Path
+    root: Path,
+    rows: list[SegmentRow],
+    header: dict[str, Any],
+    out: Path,
+    documents: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Blocking: the zip at `out`; returns its manifest."""
+    """Blocking: the zip at `out`; returns its manifest. `documents` (a case's JSON, notes,
+    timeline) go in as `case/<name>.json`, hashed like the segments; then the segments exactly
+    as recorded, as `segments/NNNN-<day>-<file>`; then `manifest.json` (the header seeds the
+    chain; one entry per file with its SHA-256), so `zzhub verify ZIP` checks all of it."""
     entries: list[dict[str, Any]] = []
+    blobs: list[tuple[str, bytes]] = []
+    for name, doc in (documents or {}).items():
+        blob = json.dumps(doc, ensure_ascii=False, indent=1).encode()
+        member = f"case/{name}.json"
+        entries.append(
+            {"file": member, "sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob)}
+        )
+        blobs.append((member, blob))
     members: list[tuple[Path, str]] = []
-    for seq, row in enumerate(sorted(rows, key=lambda r: r.start_ms), start=1):
+    for seq, row in enumerate(sorted(rows, key=lambda r: (r.start_ms, r.source)), start=1):
         src = inside(root, row.name)
         day = Path(row.name).parent.name
         member = f"segments/{seq:04d}-{day}-{src.name}"
@@ -70,6 +65,8 @@ def write_export_zip(
         members.append((src, member))
     manifest = build_export_manifest(header, entries)
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:
+        for member, blob in blobs:
+            zf.writestr(member, blob)
         for src, member in members:
             if src.exists():
                 zf.write(src, member)  # a missing file stays missing: verify will name it
@@ -82,29 +79,3 @@ def temp_path(root: Path, suffix: str) -> Path:
     folder = root / ".exports"
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{secrets.token_hex(8)}{suffix}"
-
-
-async def send_file(
-    request: web.Request, path: Path, filename: str, content_type: str
-) -> web.StreamResponse:
-    """Stream a temporary file to the client as an attachment, then remove it."""
-    try:
-        size = (await asyncio.to_thread(path.stat)).st_size
-        resp = web.StreamResponse(
-            headers={
-                "Content-Type": content_type,
-                "Content-Length": str(size),
-                "Content-Disposition": f'attachment; filename="{filename}"; '
-                f"filename*=UTF-8''{quote(filename)}",
-                "Cache-Control": "no-store",
-            }
-        )
-        await resp.prepare(request)
-        with path.open("rb") as f:
-            while chunk := await asyncio.to_thread(f.read, CHUNK):
-                await resp.write(chunk)
-        await resp.write_eof()
-        return resp
-    finally:
-        with contextlib.suppress(OSError):
-            await asyncio.to_thread(path.unlink)

@@ -18,6 +18,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 from aiohttp import web
@@ -25,6 +26,7 @@ from aiohttp import web
 from config.schema import HubConfig, RecordMode
 from hub.cameras.service import Camera, CameraRegistry
 from hub.core.events import EventBus
+from hub.recordings.export import temp_path, write_export_zip
 from hub.recordings.retention import Retention
 from hub.recordings.store import RecordingIndex
 from streams.media import CLOCK_RATE
@@ -165,6 +167,17 @@ class RecordingService:
             await tasks[0]
 
     # -- room / hearing recording ---------------------------------------------------------
+    async def export_zip(
+        self, tag: str, header: dict[str, Any], documents: dict[str, Any] | None = None
+    ) -> tuple[Path, dict[str, Any], int]:
+        """An evidence zip of the closed recordings bound to `tag` (a case code), with the
+        case's `documents`: (a temporary file to send and remove, its manifest, segments)."""
+        rows = [r for r in await self.index.by_tag(tag) if r.end_ms is not None]
+        out = temp_path(self.root, ".zip")
+        write = write_export_zip
+        manifest = await asyncio.to_thread(write, self.root, rows, header, out, documents)
+        return out, manifest, len(rows)
+
     async def record_room(
         self, relay: Relay, *, tag: str, track: str, centre: str
     ) -> RoomRecording:

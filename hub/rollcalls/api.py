@@ -11,11 +11,11 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from config.schema import Level, Role
-from hub.calls.scope import rollcall_targets
 from hub.core.auth import Principal, principal
 from hub.core.centres import CENTRES
 from hub.core.cluster import link_of
 from hub.core.errors import Conflict, Forbidden, Invalid, NotFound, Unsupported
+from hub.core.scopes import rollcall_targets
 from hub.http.lists import merged_list, merged_page, with_peers
 from hub.http.request import NoData, paging, parse_body
 from hub.http.routes import owned
@@ -221,5 +221,3 @@ def register_ws(app: web.Application) -> None:
 
     router.register("rollcall.answer", AnswerRef, ws_answer)
     router.register("rollcall.pending", NoData, pending)
-
-

@@ -102,7 +102,7 @@ class RollCalls:
     async def run(
         self, host: Principal, centres: list[Centre], *, timeout: float | None, label: str
     ) -> RollCall:
-        """Check `centres` (scope already checked by `hub.calls.scope.rollcall_targets`)."""
+        """Check `centres` (scope already checked by `hub.core.scopes.rollcall_targets`)."""
         if not centres:
             raise Invalid("no centre to check")
         if len(self._live) >= self.max_live:

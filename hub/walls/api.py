@@ -7,8 +7,7 @@ import contextlib
 from aiohttp import web
 
 from config.schema import Role
-from hub.cameras.api import require_node, viewable_camera
-from hub.cameras.service import CAMERAS, PICTURES, WHEP
+from hub.cameras.service import CAMERAS, PICTURES, WHEP, require_node
 from hub.core.auth import principal
 from hub.core.errors import Conflict, Forbidden, Invalid, NotAllowed, NotFound, Unsupported
 from hub.core.state import CONFIG
@@ -132,7 +131,8 @@ async def wall_whep_delete(request: web.Request) -> web.Response:
 
 
 async def _tile_stream(request: web.Request, *, new: bool = False) -> Stream:
-    cam = await viewable_camera(request)  # another node's camera: its relay leg's stream
+    # another node's camera: its relay leg's stream
+    cam = await request.app[CAMERAS].viewable(request.match_info["camera"], principal(request))
     if new:
         require_node(cam)
     return request.app[PICTURES].substream(cam) or cam.stream
