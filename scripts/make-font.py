@@ -11,7 +11,7 @@ that the console's files and the shipped config examples contain.
     pip install fonttools brotli            # in any venv
     python scripts/make-font.py             # rewrites hub/web/fonts/zzhub-sans-sc.woff2
 
-`tests/hub/test_web_font.py` fails when a console file uses a character the font lacks: run
+`tests/hub/web/test_web_font.py` fails when a console file uses a character the font lacks: run
 this script again then.
 """
 

@@ -5,7 +5,7 @@ Python 3.11, `wait_for` returns the result and *drops the caller's cancellation*
 cancel lands after the write finished but before the caller resumed (CPython gh-86296, fixed
 in 3.12 by basing `wait_for` on `asyncio.timeout`). A write finishes within one loop iteration,
 so the window is wide: cancelling a task in the middle of `await r.hset(...)` lost the
-cancellation in about two cases of three (measured: `tests/hub/test_redis_client.py`). The
+cancellation in about two cases of three (measured: `tests/hub/cluster/test_redis_client.py`). The
 command then completed normally, the task went on with its loop, and whoever cancelled it
 waited forever: the two-node tests hung in shutdown about one run in five.
 

@@ -2,10 +2,10 @@
 // (hub/web/lib/rtc-session.js), shared by the WHEP player and the WHIP publisher, in node
 // without a browser. Run by test_web_status.py.
 import assert from "node:assert/strict";
-import { ApiError } from "../../hub/web/lib/api.js";
-import { FINAL_STATUSES, GONE_STATUSES, isFinal } from "../../hub/web/lib/rtc-session.js";
-import { WhepPlayer } from "../../hub/web/lib/whep.js";
-import { Publisher } from "../../hub/web/lib/whip.js";
+import { ApiError } from "../../../hub/web/lib/api.js";
+import { FINAL_STATUSES, GONE_STATUSES, isFinal } from "../../../hub/web/lib/rtc-session.js";
+import { WhepPlayer } from "../../../hub/web/lib/whep.js";
+import { Publisher } from "../../../hub/web/lib/whip.js";
 
 // the session, room or seat is gone: final, whoever asked
 for (const status of [404, 405, 409, 410]) {

@@ -1,7 +1,7 @@
 // Unit test of the console's cluster banner logic (hub/web/lib/cluster.js) and of the socket's
 // node failover (hub/web/lib/ws.js), in node without a browser. Run by test_cluster_faults.py.
 import assert from "node:assert/strict";
-import { ClusterWatch } from "../../hub/web/lib/cluster.js";
+import { ClusterWatch } from "../../../hub/web/lib/cluster.js";
 
 const kinds = (w) => w.banners().map((b) => b.kind);
 
@@ -73,7 +73,7 @@ globalThis.fetch = async (url) => {
   if (url.startsWith("http://node-a")) throw new TypeError("unreachable");
   return {};
 };
-const { HubSocket } = await import("../../hub/web/lib/ws.js");
+const { HubSocket } = await import("../../../hub/web/lib/ws.js");
 const s = new HubSocket("tok");
 s._onMessage(
   JSON.stringify({

@@ -13,7 +13,7 @@ from types import ModuleType
 
 from fontTools.ttLib import TTFont
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 WEB = ROOT / "hub" / "web"
 FONT = WEB / "fonts" / "zzhub-sans-sc.woff2"
 

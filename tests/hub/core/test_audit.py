@@ -25,7 +25,7 @@ from hub.recordings.verify import verify_audit
 from tests.conftest import COUNTY, TOWN, VILLAGE, topology
 from tests.fixtures.webrtc import WhepViewer
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 async def test_chain_and_append_only(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from streams.recorder_writer import Segment, WriterOptions
 from streams.relay import Relay
 from tests.streams.test_recorder import Events, Feeder
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def record(tmp_path: Path, seconds: float = 9.0) -> list[Segment]:

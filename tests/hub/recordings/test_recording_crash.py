@@ -18,7 +18,7 @@ from hub.recordings.verify import verify_path
 from streams.recorder_manifest import MANIFEST, read_jsonl, truncate_incomplete
 from tests.conftest import topology
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def start_hub(config: Path, log: Path) -> subprocess.Popen[bytes]:
