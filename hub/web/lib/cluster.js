@@ -9,6 +9,9 @@
 
 import { el } from "./dom.js";
 
+// The socket events that change the cluster picture (a page may reload its lists on them).
+export const CLUSTER_TOPICS = ["cluster.state", "cluster.node", "cluster.resync", "cluster.conflict"];
+
 export class ClusterWatch {
   constructor() {
     this.state = "off"; // off | connecting | up | degraded (this node's link to Redis)
@@ -139,7 +142,7 @@ export function attachClusterBanner(socket, { box = null, onChange = null } = {}
     watch.setUnreachable(ev.detail);
     render();
   });
-  for (const topic of ["cluster.state", "cluster.node", "cluster.resync", "cluster.conflict"]) {
+  for (const topic of CLUSTER_TOPICS) {
     socket.on(topic, (data) => {
       if (watch.apply(topic, data)) render();
       if (onChange) onChange(topic, data);

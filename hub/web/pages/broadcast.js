@@ -9,12 +9,11 @@
 
 import { openLocalMedia, Publisher } from "../lib/whip.js";
 import { $, button, el, saveBlob, showError } from "../lib/dom.js";
-import { boot, centreNames } from "../lib/page.js";
+import { boot, centreNames } from "../lib/boot.js";
 import { describeError } from "../lib/api.js";
 import { WhepPlayer } from "../lib/whep.js";
 
-const ctx = await boot();
-if (ctx) main(ctx);
+boot({ page: "broadcast", start: main });
 
 function main({ api, me, socket }) {
   const presenterRole = ["dispatcher", "admin"].includes(me.role);

@@ -5,16 +5,14 @@
 import { describeError } from "../lib/api.js";
 import { $, el, saveBlob, showError } from "../lib/dom.js";
 import { fmtTime } from "../lib/format.js";
-import { boot } from "../lib/page.js";
+import { boot } from "../lib/boot.js";
 
 const esc = encodeURIComponent;
 const COLOURS = { blue: "蓝 正常 on track", yellow: "黄 临期 past 75 %", red: "红 超期 overdue" };
 const state = { api: null, code: null, case: null, lastZip: null };
 window.zzcase = state;
 
-async function main() {
-  const ctx = await boot({ roles: ["receptionist", "mediator", "dispatcher", "admin"] });
-  if (!ctx) return;
+async function start(ctx) {
   state.api = ctx.api;
   state.code = new URLSearchParams(location.search).get("code");
   $("code").textContent = state.code || "";
@@ -87,4 +85,4 @@ async function exportZip() {
   }
 }
 
-main().catch((err) => showError(describeError(err)));
+boot({ page: "case", roles: ["receptionist", "mediator", "dispatcher", "admin"], start });

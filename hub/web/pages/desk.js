@@ -6,7 +6,7 @@
 import { describeError } from "../lib/api.js";
 import { $, button, el, showError } from "../lib/dom.js";
 import { fmtSeconds } from "../lib/format.js";
-import { boot } from "../lib/page.js";
+import { boot } from "../lib/boot.js";
 import { RoomClient } from "../lib/room-client.js";
 
 const CATEGORIES = { wage_arrears: "欠薪", land: "土地", neighbours: "邻里", family: "婚姻家庭",
@@ -20,9 +20,7 @@ export function badge(c) {
   return el("span", `badge badge-${c.colour}`, COLOURS[c.colour] || c.colour);
 }
 
-async function main() {
-  const ctx = await boot({ roles: ["receptionist", "mediator", "dispatcher", "admin"] });
-  if (!ctx) return;
+async function start(ctx) {
   Object.assign(state, ctx);
   document.body.dataset.page = "desk";
   for (const topic of ["petition.queued", "petition.updated", "petition.invited", "petition.overdue"]) {
@@ -156,4 +154,4 @@ async function resolve() {
   await load();
 }
 
-main().catch((err) => showError(describeError(err)));
+boot({ page: "desk", roles: ["receptionist", "mediator", "dispatcher", "admin"], start });

@@ -5,7 +5,7 @@
 import { describeError } from "../lib/api.js";
 import { HistoryTable, LedgerTable, TARGET_STATE } from "../widgets/ledger.js";
 import { $, el, showError } from "../lib/dom.js";
-import { boot, centreNames } from "../lib/page.js";
+import { boot, centreNames } from "../lib/boot.js";
 import { PresenceTree } from "../widgets/presence-tree.js";
 import { RoomClient } from "../lib/room-client.js";
 import { RoomView } from "../widgets/room-view.js";
@@ -224,12 +224,7 @@ class Dispatch {
   }
 }
 
-async function main() {
-  const ctx = await boot({ roles: ["dispatcher", "admin"] });
-  if (!ctx) {
-    document.body.dataset.page = "dispatch-refused";
-    return;
-  }
+async function start(ctx) {
   const [{ centres, names }, cameras] = await Promise.all([
     centreNames(ctx.api),
     ctx.api.cameras().catch(() => []),
@@ -239,4 +234,4 @@ async function main() {
   dispatch.start();
 }
 
-main().catch((err) => showError(describeError(err)));
+boot({ page: "dispatch", roles: ["dispatcher", "admin"], start });

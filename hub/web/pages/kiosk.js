@@ -4,9 +4,9 @@
 // only: a link has no WebSocket (the hub allows it its case and hearing room only), so it polls.
 // Tests reach the state through window.zzkiosk ({api, code, client, case}).
 
-import { Api, describeError } from "../lib/api.js";
+import { describeError } from "../lib/api.js";
+import { boot } from "../lib/boot.js";
 import { $, showError } from "../lib/dom.js";
-import { boot } from "../lib/page.js";
 import { openLocalMedia } from "../lib/whip.js";
 import { RoomClient } from "../lib/room-client.js";
 
@@ -25,21 +25,15 @@ function show(id) {
   document.body.dataset.page = `kiosk-${id}`;
 }
 
-async function main() {
-  const hash = new URLSearchParams(location.hash.slice(1));
-  if (hash.get("token") && hash.get("case")) {
-    state.api = new Api();
-    state.api.setToken(hash.get("token"));
-    state.me = await state.api.me();
+async function start(ctx) {
+  Object.assign(state, ctx);
+  if (link) {
     state.socket = quietSocket;
-    state.code = hash.get("case");
+    state.code = link.get("case");
     $("me").textContent = `来访群众 Petitioner · ${state.code}`;
     $("case-code").textContent = state.code; // before the first poll answers
     show("waiting");
   } else {
-    const ctx = await boot({ roles: ["terminal", "admin", "receptionist"] });
-    if (!ctx) return;
-    Object.assign(state, ctx);
     state.socket.on("petition.updated", (c) => c.code === state.code && apply(c));
     await request();
   }
@@ -132,4 +126,8 @@ async function leave() {
   $("remote").replaceChildren();
 }
 
-main().catch((err) => showError(describeError(err)));
+// A petitioner link (#case=…&token=…) signs in with its own token and has no socket.
+const hash = new URLSearchParams(location.hash.slice(1));
+const link = hash.get("token") && hash.get("case") ? hash : null;
+if (link) boot({ page: "kiosk", token: link.get("token"), socket: false, start });
+else boot({ page: "kiosk", roles: ["terminal", "admin", "receptionist"], start });

@@ -4,11 +4,10 @@
 
 import { $, button, el, saveBlob, showError } from "../lib/dom.js";
 import { fmtTime } from "../lib/format.js";
-import { boot, centreNames } from "../lib/page.js";
+import { boot, centreNames } from "../lib/boot.js";
 import { describeError } from "../lib/api.js";
 
-const ctx = await boot();
-if (ctx) main(ctx);
+boot({ page: "notices", start: main });
 
 function main({ api, me, socket }) {
   const sender = ["dispatcher", "admin"].includes(me.role);

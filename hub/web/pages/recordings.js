@@ -2,8 +2,9 @@
 // (WHEP ?start=), pause / speed, export a clip or an evidence zip, mark an event.
 // Tests reach the state through window.zzhubRecordings.
 
-import { Api, describeError } from "../lib/api.js";
-import { $, el, fileName, saveBlob } from "../lib/dom.js";
+import { describeError } from "../lib/api.js";
+import { boot } from "../lib/boot.js";
+import { $, el, fileName, saveBlob, showError } from "../lib/dom.js";
 import { WhepPlayer } from "../lib/whep.js";
 
 const HOUR = 3600 * 1000;
@@ -19,37 +20,30 @@ const clock = (ms) => new Date(ms).toLocaleString("zh-CN", { hour12: false });
 
 class RecordingsPage {
   constructor() {
-    this.api = new Api();
+    this.api = null;
+    this.me = null;
     this.range = null; // {from_ms, to_ms}
     this.player = null;
     this.session = null;
     this.poller = null;
   }
 
-  async init() {
-    if (!this.api.token) {
-      location.href = "/";
-      return;
+  // Signed in (boot.js): the cameras to choose from, the last hour on the timeline.
+  async start({ api, me }) {
+    this.api = api;
+    this.me = me;
+    const cameras = await api.cameras();
+    const select = $("rec-camera");
+    cameras.sort((a, b) => (a.record === "off") - (b.record === "off"));
+    for (const cam of cameras) {
+      select.append(new Option(`${cam.name} (${cam.id})${cam.record === "off" ? "" : " ●"}`, cam.id));
     }
-    try {
-      this.me = await this.api.me();
-      const cameras = await this.api.cameras();
-      const select = $("rec-camera");
-      cameras.sort((a, b) => (a.record === "off") - (b.record === "off"));
-      for (const cam of cameras) {
-        select.append(new Option(`${cam.name} (${cam.id})${cam.record === "off" ? "" : " ●"}`, cam.id));
-      }
-    } catch (err) {
-      this.error(`请先登录 Please sign in: ${describeError(err)}`);
-      return;
-    }
-    $("rec-user").textContent = this.me.user;
     const now = Date.now();
     $("rec-from").value = toLocalInput(now - HOUR);
     $("rec-to").value = toLocalInput(now + 60 * 1000);
     $("rec-query").addEventListener("submit", (ev) => {
       ev.preventDefault();
-      this.load().catch((err) => this.error(describeError(err)));
+      this.load().catch((err) => showError(describeError(err)));
     });
     $("rec-timeline").addEventListener("click", (ev) => this.onTimelineClick(ev));
     $("rec-play").addEventListener("click", () => this.play(fromLocalInput($("rec-start").value)));
@@ -65,12 +59,6 @@ class RecordingsPage {
     document.body.dataset.page = "recordings";
   }
 
-  error(text) {
-    const box = $("rec-error");
-    box.textContent = text;
-    box.hidden = !text;
-  }
-
   status(text) {
     $("rec-status").textContent = text;
   }
@@ -80,7 +68,7 @@ class RecordingsPage {
   }
 
   async load() {
-    this.error("");
+    showError("");
     const from = fromLocalInput($("rec-from").value);
     const to = fromLocalInput($("rec-to").value);
     const q = `camera=${encodeURIComponent(this.camera)}&from=${from}&to=${to}`;
@@ -121,15 +109,15 @@ class RecordingsPage {
   }
 
   async play(atMs) {
-    if (!Number.isFinite(atMs)) return this.error("请选择播放时刻 Choose a time to play from");
-    this.error("");
+    if (!Number.isFinite(atMs)) return showError("请选择播放时刻 Choose a time to play from");
+    showError("");
     await this.stop();
     const url = `${this.api.whepUrl(this.camera)}?start=${new Date(atMs).toISOString()}`;
     const player = new WhepPlayer(url, { headers: () => this.api.authHeaders(), iceServers: this.me.ice_servers || [] });
     this.player = player;
     this.startedAt = performance.now();
     player.addEventListener("statechange", (ev) => {
-      if (ev.detail.state === "error") this.error(describeError(ev.detail.error));
+      if (ev.detail.state === "error") showError(describeError(ev.detail.error));
       this.session = player.location ? player.location.split("/").pop() : null;
     });
     await player.start($("rec-video"));
@@ -159,7 +147,7 @@ class RecordingsPage {
     try {
       return await this.api.request(`/api/playback/${encodeURIComponent(this.session)}/control`, { method: "POST", json: body });
     } catch (err) {
-      this.error(describeError(err));
+      showError(describeError(err));
       return null;
     }
   }
@@ -180,7 +168,7 @@ class RecordingsPage {
   }
 
   async download(kind) {
-    this.error("");
+    showError("");
     const from = fromLocalInput($("rec-from").value);
     const to = Math.min(fromLocalInput($("rec-to").value), Date.now());
     const path = `/api/cameras/${encodeURIComponent(this.camera)}/${kind}?from=${from}&to=${to}`;
@@ -192,7 +180,7 @@ class RecordingsPage {
       this.status(`已导出 Exported ${name} (${Math.round(blob.size / 1024)} KB)`);
     } catch (err) {
       this.status("");
-      this.error(describeError(err));
+      showError(describeError(err));
     }
   }
 
@@ -201,11 +189,11 @@ class RecordingsPage {
       const body = await this.api.request(`/api/cameras/${encodeURIComponent(this.camera)}/mark`, { method: "POST", json: { note: "console" } });
       this.status(`已标记 Marked at ${clock(Date.parse(body.at))}`);
     } catch (err) {
-      this.error(describeError(err));
+      showError(describeError(err));
     }
   }
 }
 
 const page = new RecordingsPage();
 window.zzhubRecordings = page;
-page.init().catch((err) => page.error(describeError(err)));
+boot({ page: "recordings", start: (ctx) => page.start(ctx) });

@@ -4,7 +4,7 @@
 
 import { describeError } from "../lib/api.js";
 import { $, button, el, showError } from "../lib/dom.js";
-import { boot, centreNames } from "../lib/page.js";
+import { boot, centreNames } from "../lib/boot.js";
 import { RoomClient } from "../lib/room-client.js";
 import { RoomView } from "../widgets/room-view.js";
 
@@ -14,9 +14,7 @@ const CREATORS = ["admin", "dispatcher", "receptionist", "mediator", "operator"]
 const state = { client: null, view: null, api: null };
 window.zzroom = state;
 
-async function main() {
-  const ctx = await boot();
-  if (!ctx) return;
+async function start(ctx) {
   const { api, me, socket } = ctx;
   state.api = api;
   const { centres, names } = await centreNames(api);
@@ -111,4 +109,4 @@ async function lobby(api, me, centres) {
   });
 }
 
-main().catch((err) => showError(describeError(err)));
+boot({ page: "room", start });

@@ -5,7 +5,7 @@
 import { describeError } from "../lib/api.js";
 import { $, showError } from "../lib/dom.js";
 import { fmtTime } from "../lib/format.js";
-import { boot, centreNames } from "../lib/page.js";
+import { boot, centreNames } from "../lib/boot.js";
 import { RoomClient } from "../lib/room-client.js";
 import { RoomView } from "../widgets/room-view.js";
 import { Ringer, snapshotJpeg } from "../lib/terminal-media.js";
@@ -232,13 +232,11 @@ class Terminal {
   }
 }
 
-async function main() {
-  const ctx = await boot();
-  if (!ctx) return;
+async function start(ctx) {
   const { names } = await centreNames(ctx.api);
   const terminal = new Terminal(ctx, names);
   window.zzterminal = terminal;
   terminal.start();
 }
 
-main().catch((err) => showError(describeError(err)));
+boot({ page: "terminal", start });

@@ -7,10 +7,10 @@
 
 import { AlertsPanel } from "../widgets/alerts-panel.js";
 import { Api, describeError } from "../lib/api.js";
-import { $, el } from "../lib/dom.js";
+import { boot } from "../lib/boot.js";
+import { CLUSTER_TOPICS } from "../lib/cluster.js";
+import { $, el, showError } from "../lib/dom.js";
 import { WhepPlayer } from "../lib/whep.js";
-import { attachClusterBanner } from "../lib/cluster.js";
-import { HubSocket } from "../lib/ws.js";
 
 const LAYOUTS = [1, 4, 9, 16];
 const STATUS = { online: "在线 online", offline: "离线 offline", idle: "空闲 idle" };
@@ -138,8 +138,8 @@ class WallTile {
 }
 
 class Wall {
-  constructor() {
-    this.api = new Api();
+  constructor(api) {
+    this.api = api;
     this.grid = $("wall-grid");
     this.cameras = new Map();
     this.tiles = [];
@@ -149,7 +149,7 @@ class Wall {
     this.iceServers = [];
     this.alerts = new AlertsPanel($("alerts"), $("alert-count"), this.api, {
       onPlay: (alert) => this.playback(alert),
-      onError: (text) => this.showError(text),
+      onError: (text) => showError(text),
     });
     this.observer = new IntersectionObserver((entries) => {
       for (const entry of entries) {
@@ -162,19 +162,10 @@ class Wall {
     this.duty = null;
   }
 
-  async init() {
-    if (!this.api.token) {
-      location.href = "/";
-      return;
-    }
-    try {
-      this.me = await this.api.me();
-    } catch (err) {
-      this.showError(`请先登录 Please sign in: ${describeError(err)}`);
-      return;
-    }
-    this.iceServers = this.me.ice_servers || [];
-    $("wall-user").textContent = this.me.user;
+  // Signed in (boot.js): the saved layout, the camera list, alerts and duty checks.
+  async start({ me, socket }) {
+    this.me = me;
+    this.iceServers = me.ice_servers || [];
     for (const b of document.querySelectorAll("[data-layout]")) {
       if (b.tagName === "BUTTON") b.addEventListener("click", () => this.setLayout(Number(b.dataset.layout)));
     }
@@ -186,13 +177,12 @@ class Wall {
     const saved = this.load();
     this.setLayout(saved.layout);
     saved.tiles.forEach((id, i) => id && this.cameras.has(id) && this.place(i, id));
-    this.socket = new HubSocket(() => this.api.token);
-    this.socket.on("duty.check", () => this.checkDuty());
-    // another node's cameras turn unavailable (and back): reload the list at once
-    this.socket.on("camera.status", (d) => d.status === "unavailable" && this.refreshCameras());
-    attachClusterBanner(this.socket, { onChange: () => this.refreshCameras() });
-    this.socket.connect();
-    this.alerts.start(this.socket);
+    this.socket = socket;
+    socket.on("duty.check", () => this.checkDuty());
+    // another node's cameras turn unavailable (and back), a node comes or goes: reload the list
+    socket.on("camera.status", (d) => d.status === "unavailable" && this.refreshCameras());
+    for (const topic of CLUSTER_TOPICS) socket.on(topic, () => this.refreshCameras());
+    this.alerts.start(socket);
     setInterval(() => this.refreshCameras(), 5000);
     setInterval(() => this.tiles.forEach((t) => t.poll().catch(() => {})), 1000);
     setInterval(() => this.checkDuty(), 5000);
@@ -224,10 +214,10 @@ class Wall {
     try {
       cameras = await this.api.cameras();
     } catch (err) {
-      this.showError(`摄像头加载失败 Cameras failed: ${describeError(err)}`);
+      showError(`摄像头加载失败 Cameras failed: ${describeError(err)}`);
       return;
     }
-    this.showError("");
+    showError("");
     const list = $("wall-cameras");
     const known = [...this.cameras.values()].map((c) => `${c.id}:${c.available !== false}`).join();
     this.cameras = new Map(cameras.map((c) => [c.id, c]));
@@ -320,7 +310,7 @@ class Wall {
     try {
       await this.api.request(`/api/duty/${this.duty.id}/answer`, { method: "POST" });
     } catch (err) {
-      this.showError(`查岗确认失败 Answer failed: ${describeError(err)}`);
+      showError(`查岗确认失败 Answer failed: ${describeError(err)}`);
     }
     await this.checkDuty();
   }
@@ -350,12 +340,8 @@ class Wall {
     if (dialog.open) dialog.close();
   }
 
-  showError(text) {
-    $("wall-error").textContent = text;
-    $("wall-error").hidden = !text;
-  }
 }
 
-const wall = new Wall();
+const wall = new Wall(new Api());
 window.zzwall = wall;
-wall.init();
+boot({ page: "wall", api: wall.api, start: (ctx) => wall.start(ctx) });
