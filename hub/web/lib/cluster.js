@@ -4,7 +4,7 @@
 // live node to switch to — signing in again there, since the token is kept per site), and for
 // each id two nodes numbered alike while Redis was away (`cluster.conflict`, county scope).
 //
-// ClusterWatch is plain logic (no DOM; tests/hub/cluster_banner_test.mjs runs it in node);
+// ClusterWatch is plain logic (no DOM; tests/hub/cluster/cluster_banner_test.mjs runs it in node);
 // attachClusterBanner wires it to a HubSocket and a banner element.
 
 import { el } from "./dom.js";

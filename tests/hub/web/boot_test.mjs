@@ -91,8 +91,8 @@ function page({ ids = [], path = "/static/dispatch.html", search = "", token = "
   return { el: (id) => elements.get(id), signedIn, store, calls, moved };
 }
 
-const { boot, returnTo } = await import("../../hub/web/lib/boot.js");
-const { ROLES, personName } = await import("../../hub/web/lib/format.js");
+const { boot, returnTo } = await import("../../../hub/web/lib/boot.js");
+const { ROLES, personName } = await import("../../../hub/web/lib/format.js");
 const HEADER = ["me", "ws-state", "page-error"];
 const refused = (message) => [401, { error: { code: "unauthorized", message } }];
 
