@@ -22,7 +22,7 @@ import secrets
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 
@@ -32,19 +32,10 @@ from hub.core.auth import Principal
 from hub.core.errors import Conflict, Forbidden, NotFound
 from hub.core.events import EventBus
 from hub.rooms.model import Room, RoomKind, Seat
-from hub.rooms.service import RoomMedia
+from hub.rooms.service import Recorder, RoomMedia, SeatRecorder
 from signaling.publish import Publication
-from streams.relay import Relay
 
 log = logging.getLogger(__name__)
-
-
-class Recording(Protocol):
-    async def stop(self) -> None: ...
-
-
-class Recorder(Protocol):
-    async def record_room(self, relay: Relay, *, tag: str, track: str, centre: str) -> Any: ...
 
 
 @dataclass(eq=False)
@@ -55,7 +46,6 @@ class Broadcast:
     stage: set[str] = field(default_factory=set)
     hands: dict[str, float] = field(default_factory=dict)
     guests: dict[str, int] = field(default_factory=dict)  # user → n of its `stage-<n>` tracks
-    recordings: dict[str, Recording] = field(default_factory=dict)  # sender → its recording
     started: float = field(default_factory=time.time)
 
     @property
@@ -106,6 +96,7 @@ class Broadcasts:
         self.ledger = ledger
         self.events = events
         self.recorder = recorder
+        self.seats = SeatRecorder(recorder) if recorder is not None else None
         self._by_id: dict[str, Broadcast] = {}
         self._by_room: dict[str, Broadcast] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -147,6 +138,8 @@ class Broadcasts:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         for b in self._by_id.values():
             await self._stop_recordings(b)
+        if self.seats is not None:
+            await self.seats.close()
 
     # -- seats -------------------------------------------------------------------------------
     async def join(self, b: Broadcast, who: Principal) -> Seat:
@@ -213,7 +206,7 @@ class Broadcasts:
         if not b.may_publish(seat.user):
             return self._refuse(b, seat, publication)
         self._updated(b)
-        if self.recorder is not None:
+        if self.seats is not None:
             return self._record(b, seat.user, publication)
         return None
 
@@ -228,27 +221,23 @@ class Broadcasts:
         `presenter-<time>` or `stage-<n>-<time>`; a new publication by the same user (camera →
         screen share) ends the previous track and starts the next."""
         await self._stop_recording(b, user)
-        if self.recorder is None or b.ended or not b.may_publish(user):
+        if self.seats is None or b.ended or not b.may_publish(user):
             return
         if user == b.presenter:
             who = "presenter"
         else:
             b.guests.setdefault(user, len(b.guests) + 1)
             who = f"stage-{b.guests[user]}"
-        recording = await self.recorder.record_room(
-            publication.video, tag=b.id, track=f"{who}-{int(time.time())}", centre=b.room.centre
-        )
-        b.recordings[user] = recording
+        track = f"{who}-{int(time.time())}"
+        await self.seats.start(b.room, user, publication.video, tag=b.id, track=track)
 
     async def _stop_recording(self, b: Broadcast, user: str) -> None:
-        recording = b.recordings.pop(user, None)
-        if recording is not None:
-            await recording.stop()
+        if self.seats is not None:
+            await self.seats.stop_seat(b.room.id, user)
 
     async def _stop_recordings(self, b: Broadcast) -> None:
-        recordings, b.recordings = b.recordings, {}
-        for recording in recordings.values():
-            await recording.stop()
+        if self.seats is not None:
+            await self.seats.stop_room(b.room.id)
 
     def _seat_left(self, room: Room, seat: Seat) -> None:
         b = self._by_room.get(room.id)

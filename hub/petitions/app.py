@@ -1,7 +1,7 @@
 """Petitions in the app: the service's lifetime and the petitioner link's fence.
 
 `petitions_ctx` comes after the rooms service in `hub/app.py`, so it is torn down before the
-SFU: the hearing recorder leaves `RoomMedia.on_published`, stops its recordings, then the
+SFU: the hearing recorder leaves `Rooms.on_published`, stops its recordings, then the
 overdue watch ends. `petitioner_guard` is a middleware (after authentication) that lets a
 petitioner token (`petitioner:<code>`) reach its own case and its hearing room only, and only
 while it is the newest link issued for the case.
@@ -26,14 +26,13 @@ from hub.core.events import EVENTS
 from hub.core.state import CONFIG
 from hub.http.metrics import METRICS, Family, label
 from hub.petitions import api
-from hub.petitions.hearing import HEARINGS, HearingRecorder, Recording
+from hub.petitions.hearing import HEARINGS, HearingRecorder
 from hub.petitions.service import PETITIONS, Petitions
 from hub.petitions.store import CaseStore
 from hub.petitions.watch import PetitionWatch
 from hub.recordings.service import RECORDINGS
 from hub.rooms.model import ROOMS, Room, Seat
 from signaling.publish import Publication
-from streams.relay import Relay
 
 COUNTER_TTL = 3 * 86400  # a day's counter outlives the day (time zones, late clocks)
 
@@ -65,7 +64,7 @@ def setup(app: web.Application, config: HubConfig) -> None:
 
 async def petitions_ctx(app: web.Application) -> AsyncIterator[None]:
     """After the rooms service (so torn down before the SFU): cases, the overdue watch and
-    the hearing recorder hooked on `RoomMedia.on_published`."""
+    the hearing recorder hooked on `Rooms.on_published`."""
     link = link_of(app)
     petitions = Petitions(
         CaseStore(app[DB]),
@@ -79,12 +78,7 @@ async def petitions_ctx(app: web.Application) -> AsyncIterator[None]:
     await petitions.start()
     watch = PetitionWatch(petitions, app[EVENTS], lambda case: api.call_back(app, case, None))
     watch.start()
-    service = app[RECORDINGS]
-
-    async def record(relay: Relay, tag: str, track: str, centre: str) -> Recording:
-        return await service.record_room(relay, tag=tag, track=track, centre=centre)
-
-    hearing = HearingRecorder(app[ROOMS], record, petitions.case_of)
+    hearing = HearingRecorder(app[ROOMS], app[RECORDINGS], petitions.case_of)
     hooked = [app[ROOMS].on_published.connect(hearing.published)]
     audit = app[AUDIT]
 

@@ -12,12 +12,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from hub.rooms.model import Room, Rooms, Seat
 from signaling.publish import Publication, Publications
+from streams.relay import Relay
+from streams.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +136,68 @@ class RoomMedia:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.publications.close_all()
+
+
+class Recording(Protocol):
+    async def stop(self) -> None: ...
+
+
+class Recorder(Protocol):
+    """What records a relay (the recordings service's `record_room`)."""
+
+    async def record_room(self, relay: Relay, *, tag: str, track: str, centre: str) -> Any: ...
+
+
+class SeatRecorder:
+    """The recordings of room seats, one track per (room, seat): petition hearings and
+    training broadcasts record what each participant sends through it.
+
+    `start` stops the seat's previous recording first (a republish, camera → screen share);
+    `stop_seat` / `stop_room` end them; `close` stops every one still running. Stops asked from
+    a synchronous hook run as tasks owned here (`stop_seat_soon`, `stop_room_soon`)."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self._recorder = recorder
+        self._live: dict[tuple[str, str], Recording] = {}  # (room id, user) → recording
+        self._tasks = TaskSet("seat recordings", log)
+        self.started = 0
+
+    def recording(self, room_id: str, user: str) -> bool:
+        return (room_id, user) in self._live
+
+    async def start(self, room: Room, user: str, relay: Relay, *, tag: str, track: str) -> None:
+        await self.stop_seat(room.id, user)
+        if room.ended:
+            return
+        recording = await self._recorder.record_room(
+            relay, tag=tag, track=track, centre=room.centre
+        )
+        self._live[(room.id, user)] = recording
+        self.started += 1
+
+    async def stop_seat(self, room_id: str, user: str) -> None:
+        recording = self._live.pop((room_id, user), None)
+        if recording is not None:
+            await recording.stop()
+
+    async def stop_room(self, room_id: str) -> None:
+        """Stop the recordings of `room_id` now and wait until their files are closed (and
+        those stopping already)."""
+        keys = [k for k in self._live if k[0] == room_id]
+        await asyncio.gather(*(self._live.pop(k).stop() for k in keys))
+        await self._tasks.close()  # stops are never cancelled: this waits for them
+
+    def stop_seat_soon(self, room_id: str, user: str) -> None:
+        self._tasks.spawn(self.stop_seat(room_id, user), cancellable=False)
+
+    def stop_room_soon(self, room_id: str) -> None:
+        for key in [k for k in self._live if k[0] == room_id]:
+            self._tasks.spawn(self._live.pop(key).stop(), cancellable=False)
+
+    async def close(self) -> None:
+        live, self._live = list(self._live.values()), {}
+        await asyncio.gather(*(r.stop() for r in live), return_exceptions=True)
+        await self._tasks.close()  # stops are never cancelled: this waits for them
 
 
 ROOM_MEDIA = web.AppKey("room_media", RoomMedia)

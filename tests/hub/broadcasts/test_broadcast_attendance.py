@@ -16,7 +16,7 @@ from hub.app import build_app
 from hub.broadcasts.service import BROADCASTS
 from hub.rooms.model import ROOMS
 from tests.conftest import COUNTY, OTHER_TOWN, TOWN, VILLAGE
-from tests.hub.test_broadcast import Member, config, wait_for
+from tests.hub.broadcasts.test_broadcast import Member, config, wait_for
 
 Client = TestClient[Any, Any]
 

@@ -35,7 +35,7 @@ from streams.stream import StreamState
 from tests.conftest import COUNTY, TOWN, VILLAGE, topology
 from tests.fixtures.system import requires_system
 from tests.fixtures.webrtc import WhepViewer
-from tests.hub.test_cluster import (
+from tests.hub.cluster.test_cluster import (
     RedisProcess,
     cluster,
     free_port,

@@ -14,10 +14,10 @@ from hub.alerts.service import ALERTS
 from hub.cluster.service import CLUSTER, ClusterState
 from hub.notices.service import NOTICES
 from tests.conftest import COUNTY, OTHER_TOWN, TOWN, VILLAGE
-from tests.hub.test_calls import OTHER_VILLAGE, TERMINALS, V2, V3
-from tests.hub.test_cluster import RedisProcess, free_port, redis_server, wait_for
-from tests.hub.test_cluster import pytestmark as needs_redis
-from tests.hub.test_cluster_shared import WS, Node, Person, nodes, online_at
+from tests.hub.calls.test_calls import OTHER_VILLAGE, TERMINALS, V2, V3
+from tests.hub.cluster.test_cluster import RedisProcess, free_port, redis_server, wait_for
+from tests.hub.cluster.test_cluster import pytestmark as needs_redis
+from tests.hub.cluster.test_cluster_shared import WS, Node, Person, nodes, online_at
 
 pytestmark = needs_redis
 

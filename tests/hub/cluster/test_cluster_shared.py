@@ -27,9 +27,9 @@ from hub.core.tls import make_certificates
 from hub.petitions.service import PETITIONS
 from hub.rooms.model import ROOMS
 from tests.conftest import COUNTY, TOWN, VILLAGE
-from tests.hub.test_calls import TERMINALS, V2, V3, dispatch_topology
-from tests.hub.test_cluster import RedisProcess, free_port, redis_server, wait_for
-from tests.hub.test_cluster import pytestmark as needs_redis
+from tests.hub.calls.test_calls import TERMINALS, V2, V3, dispatch_topology
+from tests.hub.cluster.test_cluster import RedisProcess, free_port, redis_server, wait_for
+from tests.hub.cluster.test_cluster import pytestmark as needs_redis
 from tests.signaling.test_publish_peers import Publisher, Subscriber
 
 pytestmark = needs_redis

@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from hub.cluster.redis_client import connect
-from tests.hub.test_cluster import RedisProcess, pytestmark, redis_server
+from tests.hub.cluster.test_cluster import RedisProcess, pytestmark, redis_server
 
 __all__ = ["pytestmark", "redis_server"]
 

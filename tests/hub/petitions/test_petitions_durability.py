@@ -18,7 +18,7 @@ import yaml
 from config.schema import Role
 from hub.core.auth import TokenIssuer
 from tests.conftest import SECRET, TOWN, VILLAGE, topology
-from tests.hub.test_recording_crash import start_hub
+from tests.hub.recordings.test_recording_crash import start_hub
 
 
 def free_port() -> int:

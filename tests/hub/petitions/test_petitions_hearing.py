@@ -20,8 +20,8 @@ from hub.petitions.hearing import HEARINGS
 from hub.recordings.service import RECORDINGS
 from hub.recordings.verify import verify_path
 from tests.conftest import TOWN, VILLAGE
-from tests.hub.test_petitions_api import petition_config
-from tests.hub.test_rooms_api import Person
+from tests.hub.petitions.test_petitions_api import petition_config
+from tests.hub.rooms.test_rooms_api import Person
 
 
 async def test_hearing_is_recorded_per_track_and_exports(

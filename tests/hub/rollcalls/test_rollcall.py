@@ -22,7 +22,7 @@ from hub.app import build_app
 from hub.rollcalls.service import ROLLCALLS
 from hub.rooms.model import ROOMS
 from tests.conftest import COUNTY, OTHER_TOWN, TOWN, VILLAGE
-from tests.hub.test_calls import (
+from tests.hub.calls.test_calls import (
     OTHER_VILLAGE,
     TERMINALS,
     V2,
