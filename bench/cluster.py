@@ -300,7 +300,7 @@ async def run(quick: bool = False) -> None:
         "CPU A / B / redis |\n|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
         f"Cross-node p99 / same-node p99: **{ratio:.2f}×** "
         f"({med['cross']['p99'] - med['same']['p99']:+.0f} ms for the Redis hop). "
-        "No target in issue 8; measured so the cost of a second node is known.\n\n" + relay
+        "No target set; measured so the cost of a second node is known.\n\n" + relay
     )
     command = "python -m bench cluster" + (" --quick" if quick else "")
     write_section(

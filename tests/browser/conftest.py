@@ -113,7 +113,7 @@ async def page(browser: Any, hub: Hub) -> AsyncIterator[Any]:
     assert not errors, f"uncaught errors in the page: {errors}"
 
 
-# -- rooms, calls and roll calls (issue 3): several people, each a browser context ----------
+# -- rooms, calls and roll calls: several people, each a browser context ----------
 MEDIA_ARGS = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 TOWN_VILLAGES = {
     "410922100201": ("东关村", "dongguan-terminal"),
