@@ -35,6 +35,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from hub.core.centres import like
 from hub.core.db import Database
 from hub.core.events import EventBus
 
@@ -282,10 +283,10 @@ class Alerts:
         limit: int = 100,
     ) -> list[Alert]:
         """Alerts of `scope` and below, newest first; `centre` narrows to a subtree."""
-        where, params = ["centre LIKE ? || '%'"], [scope]
+        where, params = ["centre LIKE ?"], [like(scope)]
         if centre:
-            where.append("centre LIKE ? || '%'")
-            params.append(centre)
+            where.append("centre LIKE ?")
+            params.append(like(centre))
         if status:
             where.append("status = ?")
             params.append(status)

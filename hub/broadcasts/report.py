@@ -10,8 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from hub.broadcasts.store import BroadcastRow, Interval
-from hub.core.centres import CentreTree
-from hub.core.scopes import township_of
+from hub.core.centres import CentreTree, township_of
 
 
 def attendance(row: BroadcastRow, intervals: list[Interval], tree: CentreTree) -> dict[str, Any]:
@@ -45,7 +44,7 @@ def attendance(row: BroadcastRow, intervals: list[Interval], tree: CentreTree) -
             {
                 "centre": code,
                 "name": centre.name if centre else code,
-                "township": township_of(tree, code),
+                "township": township_of(code),
                 "joined": bool(people),
                 "first_joined": min((p["first_joined"] for p in people.values()), default=None),
                 "seconds": round(max((p["seconds"] for p in people.values()), default=0.0), 1),

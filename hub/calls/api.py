@@ -31,8 +31,6 @@ from hub.http.ws import WS, Request, WsClient
 
 R = TypeVar("R", bound=Request)
 
-CODE = r"^\d{6}(\d{3}(\d{3})?)?$"
-
 
 class PlaceCall(BaseModel):
     model_config = ConfigDict(extra="forbid")

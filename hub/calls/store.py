@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from hub.calls.model import Call, CallState, CallTarget, TargetState
+from hub.core.centres import like
 from hub.core.db import Database
 
 MIGRATIONS = [
@@ -101,13 +102,13 @@ class CallHistory:
 
     async def page(self, scope: str, page: int, per_page: int) -> tuple[list[Call], int]:
         """Calls made from or to `scope` and below, newest first."""
-        like = (scope + "%", scope + "%")
+        patterns = (like(scope), like(scope))
         total_row = await self._db.fetchone(
-            f"SELECT COUNT(*) AS n FROM calls c WHERE {_SCOPE}", like
+            f"SELECT COUNT(*) AS n FROM calls c WHERE {_SCOPE}", patterns
         )
         rows = await self._db.fetchall(
             f"SELECT * FROM calls c WHERE {_SCOPE} ORDER BY c.created DESC, c.id LIMIT ? OFFSET ?",
-            (*like, per_page, (page - 1) * per_page),
+            (*patterns, per_page, (page - 1) * per_page),
         )
         if not rows:
             return [], int(total_row["n"]) if total_row else 0

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from config.schema import CameraConfig, HubConfig, RecordMode
 from hub.core.auth import Principal
+from hub.core.centres import within
 from hub.core.errors import (
     NotFound,
     Unavailable,
@@ -160,7 +161,7 @@ class CameraRegistry:
         return list(self._cameras.values())
 
     def visible_to(self, scope: str) -> list[Camera]:
-        return [c for c in self._cameras.values() if c.centre.startswith(scope)]
+        return [c for c in self._cameras.values() if within(c.centre, scope)]
 
     def visible(self, camera_id: str, who: Principal) -> Camera:
         """This node's camera `camera_id`, if `who` may see it. NotFound either way otherwise,

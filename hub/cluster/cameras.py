@@ -30,6 +30,7 @@ from config.schema import CameraConfig, HubConfig, Role
 from hub.cameras.service import Camera, CameraRegistry
 from hub.cluster.service import Cluster, ClusterState, NodeInfo
 from hub.core.auth import TokenIssuer
+from hub.core.centres import within
 from streams.hubrelay import HubRelaySource
 from streams.media import PacketSink, SourceError
 from streams.registry import SourceOptions
@@ -162,7 +163,7 @@ class RemoteCameras:
         """API objects of the remote cameras in `scope` (no Stream made for a listing)."""
         out = []
         for entry in sorted(self._entries.values(), key=lambda e: (e.centre, e.id)):
-            if not entry.centre.startswith(scope) or self.local.get(entry.id) is not None:
+            if not within(entry.centre, scope) or self.local.get(entry.id) is not None:
                 continue
             cam = self._cameras.get(entry.id)
             if cam is not None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
+from hub.core.centres import like
 from hub.core.db import Database
 
 log = logging.getLogger(__name__)
@@ -192,8 +193,8 @@ class AuditLog:
         actor: str | None = None,
     ) -> list[dict[str, Any]]:
         """Newest first: rows of centres within `scope` (code prefix)."""
-        sql = "SELECT * FROM audit_log WHERE centre LIKE ? || '%'"
-        params: list[Any] = [scope]
+        sql = "SELECT * FROM audit_log WHERE centre LIKE ?"
+        params: list[Any] = [like(scope)]
         if before is not None:
             sql += " AND id < ?"
             params.append(before)

@@ -17,6 +17,7 @@ import jwt
 from aiohttp import web
 
 from config.schema import Role, UserConfig
+from hub.core.centres import within
 from hub.core.errors import Unauthenticated
 
 ALGORITHM = "HS256"
@@ -36,7 +37,7 @@ class Principal:
 
     def can_see(self, centre_code: str) -> bool:
         """Own centre and every centre below it (administrative code prefix)."""
-        return centre_code.startswith(self.centre)
+        return within(centre_code, self.centre)
 
 
 class TokenIssuer:

@@ -1,4 +1,12 @@
-"""The centre tree (county → township → village) built from config."""
+"""Centres: the tree (county → township → village) built from config, and the one home of the
+rules of centre codes.
+
+A code is 6 digits (county), 9 (township: the county's code + 3) or 12 (village: the
+township's + 3), so a centre is "at or below" another exactly when its code starts with the
+other's. Everything that scopes by centre (who sees what, which rows a query returns, where a
+village's petitions are queued) goes through `within`, `like`, `township_of` and
+`queue_of` here, and request fields use the patterns `CODE` and `UPPER_CODE`.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,25 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from config.schema import CentreConfig, HubConfig, Level
+from config.schema import CODE_RE, CentreConfig, HubConfig, Level
+
+CODE = CODE_RE.pattern  # any centre: county, township or village
+UPPER_CODE = r"^\d{6}(\d{3})?$"  # a county or a township
+
+
+def within(code: str, scope: str) -> bool:
+    """Is centre `code` at or below centre `scope` (itself included)?"""
+    return code.startswith(scope)
+
+
+def like(scope: str) -> str:
+    """The SQL `LIKE` pattern of the codes at or below `scope` (codes are digits only)."""
+    return scope + "%"
+
+
+def township_of(code: str) -> str:
+    """The township a centre belongs to; a township or the county stands for itself."""
+    return code[:9] if len(code) == 12 else code
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +79,7 @@ class CentreTree:
 
     def visible_from(self, scope: str) -> list[Centre]:
         """Centres at or below `scope`, tree order (by code)."""
-        return [c for code, c in sorted(self._centres.items()) if code.startswith(scope)]
+        return [c for code, c in sorted(self._centres.items()) if within(code, scope)]
 
     def chain(self, code: str) -> list[Centre]:
         """The centre and its ancestors up to the county."""
@@ -63,6 +89,12 @@ class CentreTree:
             out.append(self._centres[current])
             current = self._centres[current].parent
         return out
+
+    def queue_of(self, origin: str) -> str:
+        """Where a centre's requests wait (a village's petitions): its township's queue when
+        that township is configured, else the county's."""
+        township = township_of(origin)
+        return township if township in self else origin[:6]
 
 
 CENTRES = web.AppKey("centres", CentreTree)

@@ -20,6 +20,7 @@ from typing import Protocol
 from aiohttp import web
 
 from config.schema import Role
+from hub.core.centres import within
 from hub.core.events import EventBus
 
 
@@ -115,7 +116,7 @@ class Presence:
         return [m for m in self._members.values() if m.connections > 0]
 
     def online(self, scope: str = "") -> list[Member]:
-        return [m for m in self._everyone() if m.centre.startswith(scope)]
+        return [m for m in self._everyone() if within(m.centre, scope)]
 
     def online_in(self, centre: str) -> list[Member]:
         """Members connected at exactly this centre (to any hub node)."""

@@ -135,11 +135,3 @@ def targets(p: Principal, tree: CentreTree, body: dict[str, Any]) -> list[str]:
     if not codes:
         raise Invalid(f"no {level} centre under {subtree}")
     return codes
-
-
-def township_of(tree: CentreTree, code: str) -> str:
-    """The township a centre belongs to (itself for a township; the county for the county)."""
-    for centre in tree.chain(code):
-        if centre.level is Level.TOWNSHIP:
-            return centre.code
-    return code

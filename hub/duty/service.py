@@ -26,6 +26,7 @@ from aiohttp import web
 
 from config.schema import DutyConfig, UserConfig, parent_of
 from hub.alerts.service import iso
+from hub.core.centres import like
 from hub.core.db import Database
 from hub.core.errors import Conflict, NotFound
 from hub.core.events import EventBus
@@ -248,8 +249,8 @@ class DutyChecks:
         start = dt.datetime.combine(day, dt.time(0), tz).timestamp()
         rows = await self.db.fetchall(
             "SELECT * FROM duty_checks WHERE asked_at >= ? AND asked_at < ? "
-            "AND centre LIKE ? || '%' ORDER BY asked_at",
-            (start, start + 86400, scope),
+            "AND centre LIKE ? ORDER BY asked_at",
+            (start, start + 86400, like(scope)),
         )
         checks = [_check(r) for r in rows]
         users: dict[str, dict[str, Any]] = {}

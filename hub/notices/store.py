@@ -9,6 +9,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from hub.core.centres import like
 from hub.core.db import Database
 
 MIGRATIONS = [
@@ -155,7 +156,7 @@ class NoticeStore:
     async def sent(self, scope: str, limit: int) -> list[Notice]:
         rows = await self.db.fetchall(
             "SELECT * FROM notices WHERE centre LIKE ? ORDER BY created DESC LIMIT ?",
-            (scope + "%", limit),
+            (like(scope), limit),
         )
         return [await self._notice(r) for r in rows]
 

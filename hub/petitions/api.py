@@ -30,7 +30,7 @@ from config.schema import Level, Role
 from hub.calls.service import CALLS
 from hub.core.audit import AUDIT
 from hub.core.auth import PRINCIPAL, TOKENS, USERS, Principal, principal
-from hub.core.centres import CENTRES
+from hub.core.centres import CENTRES, CODE, UPPER_CODE
 from hub.core.cluster import link_of
 from hub.core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from hub.core.presence import PRESENCE
@@ -66,7 +66,7 @@ class Note(BaseModel):
 
 
 class Transfer(Note):
-    centre: str = Field(pattern=r"^\d{6}(\d{3})?$")
+    centre: str = Field(pattern=UPPER_CODE)
 
 
 class Invite(Note):
@@ -368,7 +368,7 @@ def add_routes(app: web.Application) -> None:
 
 class ListRequest(Request):
     status: str = Field("", max_length=20)
-    centre: str | None = Field(None, pattern=r"^\d{6}(\d{3}(\d{3})?)?$")
+    centre: str | None = Field(None, pattern=CODE)
 
 
 def register_ws(app: web.Application) -> None:

@@ -28,7 +28,7 @@ from aiohttp import web
 
 from config.schema import PetitionsConfig
 from hub.core.auth import Principal
-from hub.core.centres import CentreTree
+from hub.core.centres import CentreTree, within
 from hub.core.errors import Conflict, NotFound
 from hub.core.events import EventBus
 from hub.petitions.deadlines import Deadlines, colour, colour_at
@@ -100,11 +100,10 @@ class Petitions:
     def route(self, origin: str) -> str:
         """The queue centre for a request from `origin`: the longest configured prefix, else
         the origin's township (or the origin itself when it is a township or county)."""
-        matches = [k for k in self.config.routes if origin.startswith(k)]
+        matches = [k for k in self.config.routes if within(origin, k)]
         if matches:
             return self.config.routes[max(matches, key=len)]
-        township = origin[:9] if len(origin) >= 9 else origin
-        return township if township in self._tree else origin[:6]
+        return self._tree.queue_of(origin)
 
     async def create(
         self, who: Principal, origin: str, category: Category, urgent: bool, text: str

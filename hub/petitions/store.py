@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from hub.core.centres import like
 from hub.core.db import Database
 from hub.petitions.model import Case, Category, Entry, Outcome, Status
 
@@ -123,7 +124,7 @@ class CaseStore:
         where, params = ["1 = 1"], []  # type: list[str], list[Any]
         if scope is not None:
             where.append("(queue LIKE ? OR origin LIKE ?)")
-            params += [scope + "%", scope + "%"]
+            params += [like(scope), like(scope)]
         if statuses:
             where.append(f"status IN ({', '.join('?' * len(statuses))})")
             params += list(statuses)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from config.schema import Level, Role
 from hub.core.auth import Principal, principal
-from hub.core.centres import CENTRES
+from hub.core.centres import CENTRES, UPPER_CODE
 from hub.core.cluster import link_of
 from hub.core.errors import Conflict, Forbidden, Invalid, NotFound, Unsupported
 from hub.core.scopes import rollcall_targets
@@ -30,7 +30,7 @@ ID = "{rollcall:[A-Za-z0-9_-]{1,64}}"
 class RunRollCall(BaseModel):
     model_config = ConfigDict(extra="forbid")
     centres: list[str] = Field(default=[], max_length=1000)
-    township: str | None = Field(None, pattern=r"^\d{6}(\d{3})?$")
+    township: str | None = Field(None, pattern=UPPER_CODE)
     level: Level = Level.VILLAGE
     timeout: float | None = Field(None, ge=1, le=3600, description="seconds; default config")
     label: str = Field("", max_length=200)

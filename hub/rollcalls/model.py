@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from hub.core.centres import township_of
 from hub.core.errors import Conflict
 
 log = logging.getLogger(__name__)
@@ -35,11 +36,6 @@ MOVES: dict[EntryStatus, frozenset[EntryStatus]] = {
 class RollCallState(enum.StrEnum):
     RUNNING = "running"
     CLOSED = "closed"
-
-
-def township_of(code: str) -> str:
-    """The township a centre is summarised under (a township or county stands for itself)."""
-    return code[:9] if len(code) == 12 else code
 
 
 @dataclass

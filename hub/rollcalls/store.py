@@ -12,6 +12,7 @@ import sqlite3
 import time
 from typing import Any
 
+from hub.core.centres import like
 from hub.core.db import Database
 from hub.rollcalls.model import EntryStatus, RollCall, RollCallEntry, RollCallState
 
@@ -106,14 +107,14 @@ class RollCallLedger:
         return _rollcall(row, entries)
 
     async def page(self, scope: str, page: int, per_page: int) -> tuple[list[RollCall], int]:
-        like = (scope + "%", scope + "%")
+        patterns = (like(scope), like(scope))
         total = await self._db.fetchone(
-            f"SELECT COUNT(*) AS n FROM rollcalls r WHERE {_SCOPE}", like
+            f"SELECT COUNT(*) AS n FROM rollcalls r WHERE {_SCOPE}", patterns
         )
         rows = await self._db.fetchall(
             f"SELECT * FROM rollcalls r WHERE {_SCOPE} ORDER BY r.started DESC, r.id "
             "LIMIT ? OFFSET ?",
-            (*like, per_page, (page - 1) * per_page),
+            (*patterns, per_page, (page - 1) * per_page),
         )
         by_id: dict[str, list[sqlite3.Row]] = {r["id"]: [] for r in rows}
         if by_id:
@@ -134,7 +135,7 @@ class RollCallLedger:
             "FROM rollcall_entries e JOIN rollcalls r ON r.id = e.rollcall "
             "WHERE r.state = 'closed' AND e.centre LIKE ? AND r.started >= ? AND r.started < ?"
         )
-        params = (scope + "%", start, end)
+        params = (like(scope), start, end)
         totals = await self._db.fetchall(
             "SELECT e.township AS township, COUNT(*) AS checks, "
             "COUNT(DISTINCT e.rollcall) AS rollcalls, SUM(e.answered) AS answered, "

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from config.schema import HubConfig, WallConfig
 from hub.cameras.service import Camera, CameraRegistry, PictureSources
+from hub.core.centres import within
 from streams.decoded import DecodedFrame, TapLease
 from streams.media import Source
 from streams.mosaic import LAYOUTS, MosaicSource, MosaicSpec, TileFeed, label_of
@@ -173,7 +174,7 @@ class Walls:
         return self._walls.get(wall_id)
 
     def visible_to(self, scope: str) -> list[Wall]:
-        return [w for w in self._walls.values() if w.centre.startswith(scope)]
+        return [w for w in self._walls.values() if within(w.centre, scope)]
 
     def __len__(self) -> int:
         return len(self._walls)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +15,7 @@ from config.schema import Role
 from hub.core.auth import Principal
 from hub.petitions.service import PETITIONS
 from hub.rooms.model import ROOMS, RoomKind
-from tests.conftest import COUNTY
+from tests.conftest import COUNTY, VILLAGE
 
 NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"'
@@ -115,17 +116,31 @@ async def test_metrics_need_a_token(client: TestClient[Any, Any]) -> None:
     assert (await client.get("/metrics")).status == 401
 
 
-async def test_sla_counts_of_a_service_are_exported(
+async def test_sla_items_count_open_cases_by_deadline_colour(
     client: TestClient[Any, Any], auth: Callable[..., dict[str, str]]
 ) -> None:
-    """Any service under a known key (PETITIONS, NOTICES…) offering sla_counts() is counted."""
+    """zzhub_sla_items: the open petitions by deadline colour (the family was always empty
+    before: no service answered it)."""
+    petitions = client.app[PETITIONS]
+    start = time.time()
+    kiosk = auth("terminal", VILLAGE, "kiosk")
 
-    class Petitions:
-        def sla_counts(self) -> dict[str, int]:
-            return {"on_time": 3, "overdue": 1}
+    async def file(category: str) -> None:
+        body = {"category": category, "text": "工资拖欠"}
+        resp = await client.post("/api/petitions", json=body, headers=kiosk)
+        assert resp.status == 201, await resp.text()
 
-    client.app._state[PETITIONS] = Petitions()  # after startup the app is frozen; a test stand-in
-    families = parse(await (await client.get("/metrics", headers=auth())).text())
-    samples = dict(families["zzhub_sla_items"]["samples"])
-    assert samples['service="petitions",status="overdue"'] == 1.0
-    assert samples['service="petitions",status="on_time"'] == 3.0
+    petitions.clock = lambda: start
+    await file("wage_arrears")
+    petitions.clock = lambda: start + 60 * 86400  # two months on: the first is long overdue
+    await file("land")
+
+    def sla(families: dict[str, dict[str, Any]]) -> dict[str, float]:
+        return dict(families["zzhub_sla_items"]["samples"])
+
+    samples = sla(parse(await (await client.get("/metrics", headers=auth())).text()))
+    assert samples == {
+        'service="petitions",status="blue"': 1.0,
+        'service="petitions",status="red"': 1.0,
+        'service="petitions",status="yellow"': 0.0,
+    }
