@@ -25,9 +25,10 @@ from typing import Protocol
 import av
 from av.video.codeccontext import VideoCodecContext
 
+from streams.bitstream import with_parameter_sets
 from streams.media import CLOCK_RATE, Codec, Packet, StreamInfo
 from streams.relay import Relay
-from streams.snapshot import DECODABLE, create_decoder, with_parameter_sets
+from streams.snapshot import DECODABLE, create_decoder
 from streams.threads import Emit, Stopped, feed_thread
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator
 
-from streams import h264
+from streams import bitstream
 from streams.media import Codec, Packet, StreamInfo
 
 log = logging.getLogger(__name__)
@@ -170,11 +170,8 @@ class Relay:
         info = self.info
         if not packet.keyframe or info is None or info.codec is not Codec.H264:
             return packet
-        nals = h264.split_annexb(packet.data)
-        if any(h264.nal_type(n) == h264.NAL_SPS for n in nals):
-            self._inband_parameter_sets = h264.join_annexb(
-                [n for n in nals if h264.nal_type(n) in (h264.NAL_SPS, h264.NAL_PPS)]
-            )
+        if bitstream.has_sps(packet.data):
+            self._inband_parameter_sets = bitstream.inband_parameter_sets(Codec.H264, packet.data)
             return packet
         parameter_sets = self._inband_parameter_sets or info.parameter_sets
         if not parameter_sets:

@@ -23,10 +23,10 @@ import av
 from av.video.codeccontext import VideoCodecContext
 from av.video.frame import PictureType
 
+from streams.bitstream import inband_parameter_sets
 from streams.decoder import StreamDecoder
 from streams.media import CLOCK_RATE, Codec, Packet, StreamInfo
 from streams.relay import Relay
-from streams.synthetic import parameter_sets
 from streams.threads import Emit
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ class Transcoder:
 
     def _publish(self, emit: Emit, packet: Packet, fps: float, size: tuple[int, int]) -> None:
         if packet.keyframe and self._info_sent != size:
-            params = parameter_sets(Codec.H264, packet.data)
+            params = inband_parameter_sets(Codec.H264, packet.data)
             info = StreamInfo(Codec.H264, size[0], size[1], fps, params)
             emit(functools.partial(self._publish_info, info))
             self._info_sent = size
