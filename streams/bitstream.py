@@ -188,18 +188,6 @@ def _hvcc_nals(extradata: bytes) -> list[bytes]:
     return nals
 
 
-def avcc_to_annexb(data: bytes, length_size: int = 4) -> bytes:
-    """Convert length-prefixed NAL units (MP4/FLV) to Annex-B."""
-    out = []
-    pos = 0
-    while pos + length_size <= len(data):
-        size = int.from_bytes(data[pos : pos + length_size], "big")
-        pos += length_size
-        out.append(START_CODE + data[pos : pos + size])
-        pos += size
-    return b"".join(out)
-
-
 def unescape_rbsp(nal: bytes) -> bytes:
     """The RBSP of a NAL unit: emulation-prevention bytes (00 00 03) removed."""
     if b"\x00\x00\x03" not in nal:

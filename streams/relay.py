@@ -128,17 +128,12 @@ class Relay:
         self.injected_parameter_sets = 0
         self._inband_parameter_sets = b""
         self.last_packet_at = 0.0  # time.time() of the last packet
-        self._info_waiters: list[asyncio.Future[StreamInfo]] = []
         self._keyframe_waiters: list[asyncio.Future[None]] = []
 
     # -- producer side -------------------------------------------------------------------
     def publish_info(self, info: StreamInfo) -> None:
         self.info = info
         self._inband_parameter_sets = b""  # a new connection may bring new ones
-        for fut in self._info_waiters:
-            if not fut.done():
-                fut.set_result(info)
-        self._info_waiters.clear()
 
     def publish(self, packet: Packet) -> None:
         if self._closed:
@@ -189,14 +184,9 @@ class Relay:
         self._closed = True
         for consumer in list(self._consumers):
             consumer.close()
-        waiters: list[asyncio.Future[StreamInfo] | asyncio.Future[None]] = [
-            *self._info_waiters,
-            *self._keyframe_waiters,
-        ]
-        for waiter in waiters:
+        for waiter in self._keyframe_waiters:
             if not waiter.done():
                 waiter.cancel()
-        self._info_waiters.clear()
         self._keyframe_waiters.clear()
 
     # -- consumer side -------------------------------------------------------------------
@@ -226,14 +216,6 @@ class Relay:
 
     def clear_gop(self) -> None:
         self._gop = []
-
-    async def wait_info(self, timeout: float) -> StreamInfo:
-        if self.info is not None:
-            return self.info
-        fut: asyncio.Future[StreamInfo] = asyncio.get_running_loop().create_future()
-        self._info_waiters.append(fut)
-        async with asyncio.timeout(timeout):
-            return await fut
 
     async def wait_keyframe(self, timeout: float) -> bool:
         """Wait until the GOP cache holds a keyframe; False on timeout."""
