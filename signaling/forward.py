@@ -33,7 +33,7 @@ from typing import Any
 from aiortc import RTCRtpReceiver
 from aiortc.jitterbuffer import JitterBuffer
 
-from streams import h264
+from streams import bitstream
 from streams.media import Codec, Packet, StreamInfo
 from streams.relay import Relay
 
@@ -170,7 +170,7 @@ class ReceiverTap:
             return
         name = codec.name.lower()
         if name == "h264":
-            keyframe = h264.is_keyframe(data)
+            keyframe = bitstream.is_keyframe(data)
         elif name == "vp8":
             keyframe = vp8_keyframe(data)
         else:  # opus: every packet stands alone
@@ -194,10 +194,10 @@ class ReceiverTap:
     def _publish_info(self, name: str, data: bytes) -> None:
         width = height = 0
         if name == "h264":
-            sps = [n for n in h264.split_annexb(data) if h264.nal_type(n) == h264.NAL_SPS]
+            sps = bitstream.find_sps(Codec.H264, data)
             if sps:
                 try:
-                    width, height = h264.sps_dimensions(sps[0])
+                    width, height = bitstream.sps_dimensions(sps)
                 except ValueError:
                     log.debug("%s: unreadable SPS", self.relay.name)
         else:

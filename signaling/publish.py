@@ -83,9 +83,6 @@ class Publications:
     def publications(self) -> list[Publication]:
         return list(self._publications.values())
 
-    def subscription(self, session_id: str) -> Subscription | None:
-        return self._subscriptions.get(session_id)
-
     def subscriptions(self, publication_id: str | None = None) -> list[Subscription]:
         return [
             s

@@ -2,12 +2,14 @@
 
 Motion detection, the fire heuristic, alert snapshots and wall mosaics all need pictures, and
 decoding is the expensive part, so each camera has at most one tap however many of them look.
-The tap holds a lease on the camera's stream, reads its relay through a bounded queue (a slow
-host drops the backlog and resumes at the next keyframe, like the transcoder) and decodes in
-one dedicated thread. Each user takes a `TapLease` saying how often (`fps`) and how large
-(`height`) it wants pictures; the tap converts only the frames someone is due for, scaled once
-to the largest height asked for. `keyframes_only` decodes keyframes alone (a camera with a
-short GOP then costs next to nothing). The last lease released stops the tap after `linger`.
+The tap holds a lease on the camera's stream and reads the pictures of the stream's one
+`StreamDecoder` (`streams.decoder`), which the stream's transcoder shares when browsers watch a
+camera they cannot play as is: one decode per camera either way. Each user takes a `TapLease`
+saying how often (`fps`) and how large (`height`) it wants pictures; the tap converts only the
+frames someone is due for, scaled once to the largest height asked for. `keyframes_only` asks
+for keyframes alone (when nothing else reads the decoder, only they are decoded, and a camera
+with a short GOP then costs next to nothing). The last lease released stops the tap after
+`linger`.
 
 A lease's `listener(frame)` runs in the decode thread (keep it to small numpy/OpenCV work); it
 may return a callback, which is then run on the event loop. `tap.latest` is the newest picture,
@@ -19,22 +21,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import queue
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Protocol, cast
 
 import av
 import numpy as np
 import numpy.typing as npt
-from av.video.codeccontext import VideoCodecContext
 
-from streams.media import CLOCK_RATE, Codec, Packet, StreamInfo
+from streams.decoder import StreamDecoder
+from streams.media import CLOCK_RATE, Packet, StreamInfo
 from streams.relay import Relay
-from streams.snapshot import DECODABLE, create_decoder, with_parameter_sets
-from streams.threads import Emit, Stopped, feed_thread
+from streams.threads import Emit
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +62,8 @@ class Pullable(Protocol):
 
     def acquire(self, holder: str, *, viewer: bool = False) -> Releasable: ...
 
+    def decoder(self) -> StreamDecoder: ...
+
 
 class TapLease:
     """One user's claim on a tap: pictures at `fps`, at least `height` pixels high."""
@@ -85,13 +85,14 @@ class TapLease:
 
 
 class DecodedTap:
+    exact = False  # FrameSink: analysis does not need the loop filter
+
     def __init__(
         self,
         stream: Pullable,
         *,
         name: str,
         keyframes_only: bool = False,
-        queue_size: int = 50,
         linger: float = 2.0,
         on_stopped: Callable[[DecodedTap], None] | None = None,
     ) -> None:
@@ -100,18 +101,15 @@ class DecodedTap:
         self.keyframes_only = keyframes_only
         self.linger = linger
         self._on_stopped = on_stopped
-        self._queue: queue.Queue[tuple[StreamInfo, Packet]] = queue.Queue(maxsize=queue_size)
         self._leases: tuple[TapLease, ...] = ()  # replaced, never mutated (read by the thread)
-        self._need_keyframe = True
         self._task: asyncio.Task[None] | None = None
         self._linger: asyncio.TimerHandle | None = None
         self.latest: DecodedFrame | None = None
-        # counters (decoded/delivered/errors written by the decode thread only)
-        self.packets = 0
-        self.decoded = 0
+        # counters (decoded/delivered/errors written by the decode thread only); packets,
+        # drops and decoder errors are counted by the stream's decoder
+        self.decoded = 0  # pictures received from the decoder
         self.delivered = 0
-        self.drops = 0
-        self.errors = 0
+        self.errors = 0  # listener failures
 
     # -- event loop side -----------------------------------------------------------------
     def lease(
@@ -158,77 +156,28 @@ class DecodedTap:
         self.latest = None
 
     def stats(self) -> dict[str, int | float]:
+        decoder = self.stream.decoder()
         return {
             "users": len(self._leases),
-            "packets": self.packets,
+            "packets": decoder.packets,
             "decoded": self.decoded,
             "delivered": self.delivered,
-            "drops": self.drops,
-            "errors": self.errors,
-            "queued": self._queue.qsize(),
+            "drops": decoder.drops,
+            "errors": self.errors + decoder.errors,
+            "queued": decoder.queued,
         }
 
     async def _run(self) -> None:
         pull = self.stream.acquire(f"decoded:{self.name}")
-        consumer = self.stream.relay.subscribe(f"decoded:{self.name}")
         try:
-            await feed_thread(consumer, self._offer, f"decode-{self.name}", self._work)
+            await self.stream.decoder().serve(self)
         finally:
             pull.release()
 
-    def _offer(self, packet: Packet) -> None:
-        info = self.stream.relay.info
-        self.packets += 1
-        if info is None or info.codec not in DECODABLE:
-            self.drops += 1
-            return
-        if not packet.keyframe and (self.keyframes_only or self._need_keyframe):
-            if not self.keyframes_only:
-                self.drops += 1
-            return
-        self._need_keyframe = False
-        try:
-            self._queue.put_nowait((info, packet))
-        except queue.Full:  # the decoder is behind: drop the backlog, restart at a keyframe
-            while True:
-                try:
-                    self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                self.drops += 1
-            self.drops += 1
-            self._need_keyframe = True
-
-    # -- decode thread -------------------------------------------------------------------
-    def _decoder(self, info: StreamInfo) -> VideoCodecContext:
-        decoder = create_decoder(info)
-        if info.codec in (Codec.H264, Codec.HEVC):
-            # analysis does not need the deblocking filter: about a fifth of the decode time
-            decoder.options = {"skip_loop_filter": "all"}
-        return decoder
-
-    def _work(self, emit: Emit, stop: threading.Event) -> None:
-        decoder: VideoCodecContext | None = None
-        codec: Codec | None = None
-        while not stop.is_set():
-            try:
-                info, packet = self._queue.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if decoder is None or info.codec is not codec:
-                decoder, codec = self._decoder(info), info.codec
-            data = with_parameter_sets(info, packet.data) if packet.keyframe else packet.data
-            encoded = av.Packet(data)
-            encoded.pts, encoded.time_base = packet.pts, Fraction(1, CLOCK_RATE)
-            try:
-                frames = decoder.decode(encoded)
-            except av.FFmpegError:
-                self.errors += 1
-                continue
-            for frame in frames:
-                self.decoded += 1
-                self._deliver(frame, packet, emit)
-        raise Stopped
+    # -- decode thread (FrameSink) -------------------------------------------------------
+    def on_frame(self, frame: av.VideoFrame, packet: Packet, info: StreamInfo, emit: Emit) -> None:
+        self.decoded += 1
+        self._deliver(frame, packet, emit)
 
     def _deliver(self, frame: av.VideoFrame, packet: Packet, emit: Emit) -> None:
         pts = packet.pts

@@ -32,9 +32,9 @@ import numpy as np
 import numpy.typing as npt
 from av.video.codeccontext import VideoCodecContext
 
+from streams.bitstream import inband_parameter_sets
 from streams.decoded import DecodedFrame
 from streams.media import CLOCK_RATE, Codec, Packet, PacketSink, StreamInfo
-from streams.synthetic import parameter_sets
 from streams.threads import Emit, Stopped, run_in_thread
 
 Image = npt.NDArray[np.uint8]
@@ -170,9 +170,8 @@ class MosaicSource:
                 if not informed:
                     if not out.is_keyframe:
                         continue
-                    info = StreamInfo(
-                        Codec.H264, s.width, s.height, s.fps, parameter_sets(Codec.H264, data)
-                    )
+                    params = inband_parameter_sets(Codec.H264, data)
+                    info = StreamInfo(Codec.H264, s.width, s.height, s.fps, params)
                     emit(functools.partial(sink.on_info, info))
                     informed = True
                 pts = out.pts if out.pts is not None else int(index * step)

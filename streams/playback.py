@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import av
 import av.bitstream
 
-from streams import h264
+from streams import bitstream
 from streams.media import CLOCK_RATE, Codec, Packet, PacketSink, SourceError, StreamInfo
 from streams.threads import Emit, Stopped, run_in_thread
 
@@ -205,7 +205,7 @@ class PlaybackSource:
         ctx = stream.codec_context
         codec = Codec.from_name(ctx.name)
         extradata = bytes(ctx.extradata or b"")
-        params = h264.parameter_sets_from_avcc(extradata) if codec is Codec.H264 else b""
+        params = bitstream.parameter_sets_from_avcc(extradata) if codec is Codec.H264 else b""
         rate = stream.average_rate or stream.guessed_rate
         info = StreamInfo(codec, ctx.width, ctx.height, float(rate) if rate else 25.0, params)
         if info != self._info:

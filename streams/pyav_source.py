@@ -25,40 +25,12 @@ import av.stream
 import av.video.stream
 from av.bitstream import BitStreamFilterContext
 
-from streams import h264
+from streams import bitstream
 from streams.media import CLOCK_RATE, Codec, Packet, PacketSink, SourceError, StreamInfo
 from streams.registry import SourceOptions, redact_url
 from streams.threads import Emit, Stopped, run_in_thread
 
-HEVC_PARAMETER_SET_TYPES = (32, 33, 34)  # VPS, SPS, PPS
 MAX_SKIPPED = 600  # packets waited for a first keyframe before passing everything on
-
-
-def hevc_parameter_sets_from_hvcc(extradata: bytes) -> bytes:
-    """Annex-B VPS/SPS/PPS from an MP4/FLV `hvcC` record (or from Annex-B extradata)."""
-    if extradata.startswith(b"\x00\x00\x01") or extradata.startswith(h264.START_CODE):
-        nals = h264.split_annexb(extradata)
-    elif len(extradata) < 23:
-        return b""
-    else:
-        nals = _hvcc_nals(extradata)
-    wanted = HEVC_PARAMETER_SET_TYPES
-    return h264.join_annexb([n for n in nals if n and (n[0] >> 1) & 0x3F in wanted])
-
-
-def _hvcc_nals(extradata: bytes) -> list[bytes]:
-    nals = []
-    pos = 23
-    for _ in range(extradata[22]):
-        if pos + 3 > len(extradata):
-            break
-        count = int.from_bytes(extradata[pos + 1 : pos + 3], "big")
-        pos += 3
-        for _ in range(count):
-            size = int.from_bytes(extradata[pos : pos + 2], "big")
-            nals.append(extradata[pos + 2 : pos + 2 + size])
-            pos += 2 + size
-    return nals
 
 
 def stream_info(stream: av.video.stream.VideoStream) -> StreamInfo:
@@ -67,9 +39,9 @@ def stream_info(stream: av.video.stream.VideoStream) -> StreamInfo:
     extradata = ctx.extradata or b""
     params = b""
     if codec is Codec.H264:
-        params = h264.parameter_sets_from_avcc(extradata)
+        params = bitstream.parameter_sets_from_avcc(extradata)
     elif codec is Codec.HEVC:
-        params = hevc_parameter_sets_from_hvcc(extradata)
+        params = bitstream.hevc_parameter_sets_from_hvcc(extradata)
     elif codec is Codec.MPEG4:
         params = extradata  # the VOL header: decoders need it as extradata
     # only the measured rate: FFmpeg's guess for a rate-less stream (multipart MJPEG) is 25

@@ -28,7 +28,7 @@ from typing import Any, Protocol, cast
 import av
 from av.video.codeccontext import VideoCodecContext
 
-from streams import h264
+from streams.bitstream import inband_parameter_sets
 from streams.media import CLOCK_RATE, Codec, Packet, StreamInfo
 from streams.recorder_manifest import ManifestBook, sha256_file, truncate_incomplete
 
@@ -322,17 +322,6 @@ class SegmentWriter:
             "queued": self._queue.qsize(),
             "current": self._segment.name if self._segment else None,
         }
-
-
-def inband_parameter_sets(codec: Codec, data: bytes) -> bytes:
-    """SPS/PPS (H.264) or VPS/SPS/PPS (H.265) carried in an Annex-B keyframe; b"" if none."""
-    if codec is Codec.H264:
-        wanted: tuple[int, ...] = (h264.NAL_SPS, h264.NAL_PPS)
-        return h264.join_annexb([n for n in h264.split_annexb(data) if h264.nal_type(n) in wanted])
-    if codec is Codec.HEVC:
-        nals = h264.split_annexb(data)
-        return h264.join_annexb([n for n in nals if (n[0] >> 1) & 0x3F in (32, 33, 34)])
-    return b""
 
 
 def _wall_ms(packet: Packet) -> int:

@@ -13,7 +13,7 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator
 
-from streams import h264
+from streams import bitstream
 from streams.media import Codec, Packet, StreamInfo
 
 log = logging.getLogger(__name__)
@@ -128,17 +128,12 @@ class Relay:
         self.injected_parameter_sets = 0
         self._inband_parameter_sets = b""
         self.last_packet_at = 0.0  # time.time() of the last packet
-        self._info_waiters: list[asyncio.Future[StreamInfo]] = []
         self._keyframe_waiters: list[asyncio.Future[None]] = []
 
     # -- producer side -------------------------------------------------------------------
     def publish_info(self, info: StreamInfo) -> None:
         self.info = info
         self._inband_parameter_sets = b""  # a new connection may bring new ones
-        for fut in self._info_waiters:
-            if not fut.done():
-                fut.set_result(info)
-        self._info_waiters.clear()
 
     def publish(self, packet: Packet) -> None:
         if self._closed:
@@ -170,11 +165,8 @@ class Relay:
         info = self.info
         if not packet.keyframe or info is None or info.codec is not Codec.H264:
             return packet
-        nals = h264.split_annexb(packet.data)
-        if any(h264.nal_type(n) == h264.NAL_SPS for n in nals):
-            self._inband_parameter_sets = h264.join_annexb(
-                [n for n in nals if h264.nal_type(n) in (h264.NAL_SPS, h264.NAL_PPS)]
-            )
+        if bitstream.has_sps(packet.data):
+            self._inband_parameter_sets = bitstream.inband_parameter_sets(Codec.H264, packet.data)
             return packet
         parameter_sets = self._inband_parameter_sets or info.parameter_sets
         if not parameter_sets:
@@ -192,14 +184,9 @@ class Relay:
         self._closed = True
         for consumer in list(self._consumers):
             consumer.close()
-        waiters: list[asyncio.Future[StreamInfo] | asyncio.Future[None]] = [
-            *self._info_waiters,
-            *self._keyframe_waiters,
-        ]
-        for waiter in waiters:
+        for waiter in self._keyframe_waiters:
             if not waiter.done():
                 waiter.cancel()
-        self._info_waiters.clear()
         self._keyframe_waiters.clear()
 
     # -- consumer side -------------------------------------------------------------------
@@ -229,14 +216,6 @@ class Relay:
 
     def clear_gop(self) -> None:
         self._gop = []
-
-    async def wait_info(self, timeout: float) -> StreamInfo:
-        if self.info is not None:
-            return self.info
-        fut: asyncio.Future[StreamInfo] = asyncio.get_running_loop().create_future()
-        self._info_waiters.append(fut)
-        async with asyncio.timeout(timeout):
-            return await fut
 
     async def wait_keyframe(self, timeout: float) -> bool:
         """Wait until the GOP cache holds a keyframe; False on timeout."""

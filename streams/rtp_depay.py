@@ -9,7 +9,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Protocol
 
-from streams.h264 import START_CODE
+from streams.bitstream import START_CODE
 
 Buffer = bytes | memoryview
 

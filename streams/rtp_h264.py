@@ -5,7 +5,7 @@ use) mark the picture as broken.
 
 from __future__ import annotations
 
-from streams.h264 import NAL_IDR, START_CODE
+from streams.bitstream import NAL_IDR, START_CODE, nal_type
 from streams.rtp_depay import Depacketizer
 
 STAP_A = 24
@@ -47,5 +47,6 @@ class H264Depacketizer(Depacketizer):
             if length == 0 or pos + length > size:
                 self._broken_picture()
                 return
-            self._nal(payload[pos : pos + length], payload[pos] & 0x1F == NAL_IDR)
+            nal = payload[pos : pos + length]
+            self._nal(nal, nal_type(nal) == NAL_IDR)
             pos += length

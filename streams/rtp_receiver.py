@@ -5,12 +5,12 @@ VUI or the first two pictures) and call `on_info()` once before the first `on_pa
 
 from __future__ import annotations
 
-from streams import h264
+from streams import bitstream
 from streams.media import CLOCK_RATE, Codec, Packet, PacketSink, StreamInfo
 from streams.rtp import ReceptionStats, RtpPacket, parse_rtp
 from streams.rtp_depay import Depacketizer
 from streams.rtp_h264 import H264Depacketizer
-from streams.rtp_h265 import SPS, H265Depacketizer, hevc_sps_dimensions, nal_kind
+from streams.rtp_h265 import H265Depacketizer
 from streams.sdp import MediaDescription
 
 
@@ -83,39 +83,28 @@ class VideoReceiver:
         if packet is not first:
             self.sink.on_packet(packet)
 
-    def _in_band_parameter_sets(self, data: bytes) -> list[bytes]:
-        nals = h264.split_annexb(data)
-        if self.codec == Codec.H264:
-            return [n for n in nals if h264.nal_type(n) in (h264.NAL_SPS, h264.NAL_PPS)]
-        return [n for n in nals if 32 <= nal_kind(n) <= 34]
-
     def _sps(self, data: bytes) -> bytes:
-        for nal in h264.split_annexb(data):
-            if self.codec == Codec.H264 and h264.nal_type(nal) == h264.NAL_SPS:
-                return nal
-            if self.codec == Codec.HEVC and nal_kind(nal) == SPS:
-                return nal
-        return b""
+        return bitstream.find_sps(self.codec, data)
 
     def _fps_from_sps(self, first: bytes) -> float:
         if self.codec != Codec.H264:
             return 0.0
         sps = self._sps(self._parameter_sets) or self._sps(first)
-        fps = h264.sps_fps(sps) if sps else 0.0
+        fps = bitstream.sps_fps(sps) if sps else 0.0
         return fps if 0 < fps <= 240 else 0.0
 
     def _stream_info(self, first: Packet) -> StreamInfo:
         parameter_sets = self._parameter_sets
         if not parameter_sets:
-            parameter_sets = h264.join_annexb(self._in_band_parameter_sets(first.data))
+            parameter_sets = bitstream.inband_parameter_sets(self.codec, first.data)
         width = height = 0
         sps = self._sps(first.data) or self._sps(parameter_sets)
         if sps:
             try:
                 if self.codec == Codec.H264:
-                    width, height = h264.sps_dimensions(sps)
+                    width, height = bitstream.sps_dimensions(sps)
                 else:
-                    width, height = hevc_sps_dimensions(sps)
+                    width, height = bitstream.hevc_sps_dimensions(sps)
             except ValueError:
                 pass
         return StreamInfo(self.codec, width, height, self._fps, parameter_sets)

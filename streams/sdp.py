@@ -7,10 +7,9 @@ parser is lenient: it never raises on a malformed line, it skips it.
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass, field
 
-from streams.h264 import START_CODE
+from streams.bitstream import parameter_sets_from_sprop
 
 # RFC 3551 static payload types a camera may send without an a=rtpmap line
 _STATIC = {26: ("JPEG", 90000), 32: ("MPV", 90000), 33: ("MP2T", 90000), 34: ("H263", 90000)}
@@ -36,19 +35,7 @@ class MediaDescription:
             keys = ["sprop-vps", "sprop-sps", "sprop-pps"]
         else:
             return b""
-        nals: list[bytes] = []
-        for key in keys:
-            for part in self.fmtp.get(key, "").split(","):
-                part = part.strip()
-                if not part:
-                    continue
-                try:
-                    nal = base64.b64decode(part + "=" * (-len(part) % 4))
-                except ValueError:
-                    continue
-                if nal:
-                    nals.append(nal)
-        return b"".join(START_CODE + nal for nal in nals)
+        return parameter_sets_from_sprop(*(self.fmtp.get(key, "") for key in keys))
 
 
 @dataclass(slots=True)

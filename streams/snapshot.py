@@ -16,9 +16,8 @@ import numpy as np
 import numpy.typing as npt
 from av.video.codeccontext import VideoCodecContext
 
-from streams import h264
+from streams.bitstream import with_parameter_sets
 from streams.media import Codec, Packet, StreamInfo
-from streams.pyav_source import HEVC_PARAMETER_SET_TYPES
 
 DECODABLE = (Codec.H264, Codec.HEVC, Codec.MJPEG, Codec.MPEG4)
 MAX_PACKETS = 30  # give up if this many packets after the keyframe still yield no picture
@@ -35,19 +34,6 @@ def create_decoder(info: StreamInfo) -> VideoCodecContext:
     if info.codec is Codec.MPEG4 and info.parameter_sets:
         ctx.extradata = info.parameter_sets  # MPEG-4 Part 2: the VOL header
     return ctx
-
-
-def with_parameter_sets(info: StreamInfo, data: bytes) -> bytes:
-    """A keyframe with the stream's parameter sets in front if it carries none in-band."""
-    if not info.parameter_sets:
-        return data
-    if info.codec is Codec.H264 and not h264.has_sps(data):
-        return info.parameter_sets + data
-    if info.codec is Codec.HEVC:
-        types = {(n[0] >> 1) & 0x3F for n in h264.split_annexb(data) if n}
-        if not types & set(HEVC_PARAMETER_SET_TYPES):
-            return info.parameter_sets + data
-    return data
 
 
 def _first_frame(info: StreamInfo, packets: list[Packet]) -> av.VideoFrame:

@@ -15,11 +15,15 @@ import enum
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from streams.hooks import Hook
 from streams.media import CLOCK_RATE, Codec, Packet, Source, SourceError, StreamInfo
 from streams.registry import SourceOptions, open_source, redact_url
 from streams.relay import Relay
+
+if TYPE_CHECKING:
+    from streams.decoder import StreamDecoder
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +99,7 @@ class Stream:
         self._state = StreamState.IDLE
         self._state_changed = asyncio.Event()
         # called as listener(stream, old, new) on every state change (event loop thread)
-        self.state_listeners: list[Callable[[Stream, StreamState, StreamState], None]] = []
+        self.state_listeners: Hook[[Stream, StreamState, StreamState]] = Hook(f"{name} state")
         # timeline continuity across connections
         self._offset = 0
         self._last_pts: int | None = None
@@ -110,6 +114,7 @@ class Stream:
         self._source: Source | None = None
         self._h264: Relay | None = None
         self._transcoder: _Transcoder | None = None
+        self._decoder: StreamDecoder | None = None
 
     # -- state ----------------------------------------------------------------------------
     @property
@@ -123,11 +128,7 @@ class Stream:
             self._state = state
             self._state_changed.set()
             self._state_changed = asyncio.Event()
-            for listener in list(self.state_listeners):
-                try:
-                    listener(self, old, state)
-                except Exception:
-                    log.exception("[%s] state listener failed", self.name)
+            self.state_listeners.emit(self, old, state)
 
     async def wait_state(self, *states: StreamState, timeout: float) -> StreamState:
         async with asyncio.timeout(timeout):
@@ -210,6 +211,8 @@ class Stream:
         self.always_on = False
         await self._cancel_task()
         await self._stop_transcoder()
+        if self._decoder is not None:
+            await self._decoder.close()
         self.relay.close()
         self._set_state(StreamState.IDLE)
 
@@ -278,10 +281,20 @@ class Stream:
             packet = Packet(packet.data, pts, packet.keyframe, packet.captured, packet.meta)
         self.relay.publish(packet)
 
-    # -- H.264 for WebRTC -----------------------------------------------------------------
+    # -- decoded pictures and H.264 for WebRTC -------------------------------------------
+    def decoder(self) -> StreamDecoder:
+        """The stream's one decoder, shared by its transcoder and its decoded tap; it runs
+        only while one of them reads it."""
+        if self._decoder is None:
+            from streams.decoder import StreamDecoder  # imported only when pictures are needed
+
+            self._decoder = StreamDecoder(self.relay, name=f"decode-{self.name}")
+        return self._decoder
+
     def h264_relay(self) -> Relay:
         """The relay WebRTC viewers read: the camera's own when it sends H.264, else one
-        shared transcoder output (decode once, encode once for every viewer)."""
+        shared transcoder output (decoded by the stream's one decoder, encoded once for
+        every viewer)."""
         info = self.relay.info
         if info is None or info.codec is Codec.H264:
             return self.relay
@@ -289,7 +302,9 @@ class Stream:
             from streams.transcode import Transcoder  # imported only when a camera needs it
 
             self._h264 = Relay(f"{self.name}/h264")
-            self._transcoder = Transcoder(self.relay, self._h264, name=f"{self.name}/h264")
+            self._transcoder = Transcoder(
+                self.relay, self._h264, name=f"{self.name}/h264", decoder=self.decoder()
+            )
             self._transcoder.start()
         return self._h264
 
@@ -317,6 +332,8 @@ class Stream:
         }
         if self._transcoder is not None:
             out["transcoder"] = self._transcoder.stats()
+        if self._decoder is not None and self._decoder.running:
+            out["decoder"] = self._decoder.stats()
         source_stats = getattr(self._source, "stats", None)
         if callable(source_stats):
             out["source"] = source_stats()

@@ -36,9 +36,8 @@ import numpy as np
 import numpy.typing as npt
 from av.video.codeccontext import VideoCodecContext
 
-from streams import h264
+from streams.bitstream import inband_parameter_sets
 from streams.media import CLOCK_RATE, Codec, Packet, PacketSink, SourceError, StreamInfo
-from streams.pyav_source import HEVC_PARAMETER_SET_TYPES
 from streams.registry import SourceOptions
 from streams.threads import Emit, Stopped, run_in_thread
 
@@ -262,18 +261,6 @@ class Encoder:
         return [(bytes(p), p.is_keyframe) for p in self.ctx.encode(frame)]
 
 
-def parameter_sets(codec: Codec, keyframe: bytes) -> bytes:
-    """The in-band parameter sets of an Annex-B keyframe (SPS/PPS, or VPS/SPS/PPS)."""
-    nals = h264.split_annexb(keyframe)
-    if codec is Codec.H264:
-        avc = (h264.NAL_SPS, h264.NAL_PPS)
-        return h264.join_annexb([n for n in nals if h264.nal_type(n) in avc])
-    if codec is Codec.HEVC:
-        hevc = HEVC_PARAMETER_SET_TYPES
-        return h264.join_annexb([n for n in nals if (n[0] >> 1) & 0x3F in hevc])
-    return b""
-
-
 class EncodedLoop:
     """A loop of encoded packets for one parameter set, encoded once on first use."""
 
@@ -333,7 +320,7 @@ class SyntheticSource:
     def info(self, packets: list[Encoded]) -> StreamInfo:
         p = self.params
         return StreamInfo(
-            p.codec, p.width, p.height, float(p.fps), parameter_sets(p.codec, packets[0][0])
+            p.codec, p.width, p.height, float(p.fps), inband_parameter_sets(p.codec, packets[0][0])
         )
 
     async def run(self, sink: PacketSink) -> None:

@@ -1,10 +1,12 @@
-"""Transcoder: one decode and one H.264 encode for a camera browsers cannot play as is.
+"""Transcoder: one H.264 encode for a camera browsers cannot play as is.
 
-HEVC, MJPEG or MPEG-4 packets from the camera's relay are decoded ONCE and encoded ONCE with
-libx264 (ultrafast, zerolatency, constrained baseline, 2 s keyframe interval, one thread) into
-an output relay that every viewer of the converted stream shares. The work runs in one
-dedicated thread fed by a bounded queue; when the queue is full its backlog is dropped
-(counted) and feeding resumes at the next keyframe, so a slow host loses pictures, not latency.
+HEVC, MJPEG or MPEG-4 pictures of the camera are encoded ONCE with libx264 (ultrafast,
+zerolatency, constrained baseline, 2 s keyframe interval, one thread) into an output relay that
+every viewer of the converted stream shares. The pictures come from the stream's one
+`StreamDecoder` (the decoded tap of an analysed camera reads the same decoder), and the encode
+runs in its decode thread; without a shared decoder the transcoder opens its own. The
+decoder's bounded queue drops its backlog (counted) when full and resumes at the next keyframe,
+so a slow host loses pictures, not latency.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import queue
 import threading
 import time
 from fractions import Fraction
@@ -22,21 +23,26 @@ import av
 from av.video.codeccontext import VideoCodecContext
 from av.video.frame import PictureType
 
+from streams.bitstream import inband_parameter_sets
+from streams.decoder import StreamDecoder
 from streams.media import CLOCK_RATE, Codec, Packet, StreamInfo
 from streams.relay import Relay
-from streams.snapshot import create_decoder, with_parameter_sets
-from streams.synthetic import parameter_sets
-from streams.threads import Emit, Stopped, feed_thread
+from streams.threads import Emit
 
 log = logging.getLogger(__name__)
 
 KEYFRAME_REQUEST_INTERVAL = 0.5  # seconds: a forced IDR goes to every viewer (MEDIA-NOTES)
 KEYFRAME_SECONDS = 2.0
-Item = tuple[StreamInfo, Packet]
 
 
 class Transcoder:
-    """Decode `source` once, encode H.264 once, publish to `output` (see the module docstring)."""
+    """Encode the pictures of `source` once as H.264 into `output` (see the module docstring).
+
+    `decoder` is the stream's shared decoder of `source`; without one the transcoder decodes
+    `source` itself, through a queue of `queue_size` packets."""
+
+    exact = True  # FrameSink: the pictures are shown, so decode them with the loop filter
+    keyframes_only = False
 
     def __init__(
         self,
@@ -47,33 +53,54 @@ class Transcoder:
         fps: float | None = None,
         bitrate: int = 1_500_000,
         queue_size: int = 25,
+        decoder: StreamDecoder | None = None,
     ) -> None:
         self.source = source
         self.output = output
         self.name = name
         self.fps = fps
         self.bitrate = bitrate
-        self._queue: queue.Queue[Item] = queue.Queue(maxsize=queue_size)
-        self._need_keyframe = True
+        self.decoder = decoder or StreamDecoder(
+            source, name=f"transcode-{name}", queue_size=queue_size
+        )
         self._force_keyframe = threading.Event()
         self._last_request = -KEYFRAME_REQUEST_INTERVAL
         self._task: asyncio.Task[None] | None = None
-        self._info_sent: tuple[int, int] | None = None  # worker: size of the published info
-        # counters (frames_in/out/errors are written by the worker thread only)
-        self.frames_in = 0  # decoded pictures
+        self._stopped = False  # set on the loop: late publications from the thread are dropped
+        # decode thread state
+        self._encoder: VideoCodecContext | None = None
+        self._last_pts = -CLOCK_RATE
+        self._shift = 0  # keeps encoder timestamps increasing across camera restarts
+        self._next_due = -CLOCK_RATE  # with `fps`: the time of the next picture to keep
+        self._info_sent: tuple[int, int] | None = None  # size of the published info
+        # counters (frames_in/out are written by the decode thread only)
+        self.frames_in = 0  # decoded pictures received
         self.frames_out = 0  # encoded H.264 packets published
-        self.drops = 0  # camera packets dropped before decoding (queue full, waiting for a key)
-        self.errors = 0  # packets the decoder rejected
         self.keyframes_forced = 0
         self.keyframe_requests_ignored = 0
+
+    @property
+    def drops(self) -> int:
+        """Camera packets dropped before decoding (queue full, waiting for a keyframe)."""
+        return self.decoder.drops
+
+    @property
+    def errors(self) -> int:
+        """Camera packets the decoder rejected."""
+        return self.decoder.errors
 
     # -- event loop side -----------------------------------------------------------------
     def start(self) -> None:
         if self._task is None:
+            self._stopped = False
+            self._encoder, self._info_sent = None, None
+            self._last_pts = self._next_due = -CLOCK_RATE
+            self._shift = 0
             self._task = asyncio.create_task(self._run(), name=f"transcode-{self.name}")
 
     async def stop(self) -> None:
         task, self._task = self._task, None
+        self._stopped = True
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -99,102 +126,53 @@ class Transcoder:
             "frames_out": self.frames_out,
             "drops": self.drops,
             "errors": self.errors,
-            "queued": self._queue.qsize(),
+            "queued": self.decoder.queued,
             "keyframes_forced": self.keyframes_forced,
         }
 
     async def _run(self) -> None:
-        consumer = self.source.subscribe(f"transcode:{self.name}")
-        await feed_thread(consumer, self._offer, f"transcode-{self.name}", self._work)
+        await self.decoder.serve(self)
 
-    def _offer(self, packet: Packet) -> None:
-        info = self.source.info
-        if info is None or (self._need_keyframe and not packet.keyframe):
-            self.drops += 1
-            return
-        self._need_keyframe = False
-        try:
-            self._queue.put_nowait((info, packet))
-        except queue.Full:
-            # the worker is behind: drop its backlog and restart at a keyframe
-            while True:
-                try:
-                    self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                self.drops += 1
-            if packet.keyframe:
-                self._queue.put_nowait((info, packet))
-            else:
-                self.drops += 1
-                self._need_keyframe = True
+    # -- decode thread (FrameSink) -------------------------------------------------------
+    def on_frame(self, frame: av.VideoFrame, packet: Packet, info: StreamInfo, emit: Emit) -> None:
+        fps = self.fps or info.fps or 25.0
+        step = int(CLOCK_RATE / fps)
+        self.frames_in += 1
+        pts = (frame.pts if frame.pts is not None else packet.pts) + self._shift
+        if pts <= self._last_pts:  # the camera restarted its clock
+            self._shift += self._last_pts + step - pts
+            pts = self._next_due = self._last_pts + step
+        if self.fps is not None:  # reduce the frame rate, evenly on average
+            if pts < self._next_due:
+                return
+            self._next_due += step
+            if self._next_due <= pts:  # after a gap: restart the cadence here
+                self._next_due = pts + step
+        self._last_pts = pts
+        width, height = frame.width - frame.width % 2, frame.height - frame.height % 2
+        encoder = self._encoder
+        if encoder is None or (encoder.width, encoder.height) != (width, height):
+            encoder = self._encoder = self._open_encoder(width, height, fps)
+        picture = frame.reformat(width=width, height=height, format="yuv420p")
+        picture.pts, picture.time_base = pts, Fraction(1, CLOCK_RATE)
+        # decoded pictures keep their type (every MJPEG frame is I): reset it, or
+        # the encoder would make each of them an IDR
+        picture.pict_type = PictureType.NONE
+        if self._force_keyframe.is_set():
+            self._force_keyframe.clear()
+            picture.pict_type = PictureType.I
+        for out in encoder.encode(picture):
+            out_pts = out.pts if out.pts is not None else pts
+            self._publish(
+                emit,
+                Packet(
+                    bytes(out), out_pts, out.is_keyframe, captured=packet.captured, meta=packet.meta
+                ),
+                fps,
+                (width, height),
+            )
 
-    # -- worker thread -------------------------------------------------------------------
-    def _work(self, emit: Emit, stop: threading.Event) -> None:
-        decoder: VideoCodecContext | None = None
-        codec: Codec | None = None
-        encoder: VideoCodecContext | None = None
-        last_pts = -CLOCK_RATE
-        shift = 0  # keeps encoder timestamps increasing across camera restarts
-        next_due = -CLOCK_RATE  # with `fps`: the time of the next picture to keep
-        while not stop.is_set():
-            try:
-                info, packet = self._queue.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if decoder is None or info.codec is not codec:
-                decoder, codec = create_decoder(info), info.codec
-            data = with_parameter_sets(info, packet.data) if packet.keyframe else packet.data
-            encoded = av.Packet(data)
-            encoded.pts, encoded.time_base = packet.pts, Fraction(1, CLOCK_RATE)
-            try:
-                frames = decoder.decode(encoded)
-            except av.FFmpegError:
-                self.errors += 1
-                continue
-            fps = self.fps or info.fps or 25.0
-            step = int(CLOCK_RATE / fps)
-            for frame in frames:
-                self.frames_in += 1
-                pts = (frame.pts if frame.pts is not None else packet.pts) + shift
-                if pts <= last_pts:  # the camera restarted its clock
-                    shift += last_pts + step - pts
-                    pts = next_due = last_pts + step
-                if self.fps is not None:  # reduce the frame rate, evenly on average
-                    if pts < next_due:
-                        continue
-                    next_due += step
-                    if next_due <= pts:  # after a gap: restart the cadence here
-                        next_due = pts + step
-                last_pts = pts
-                width, height = frame.width - frame.width % 2, frame.height - frame.height % 2
-                if encoder is None or (encoder.width, encoder.height) != (width, height):
-                    encoder = self._encoder(width, height, fps)
-                picture = frame.reformat(width=width, height=height, format="yuv420p")
-                picture.pts, picture.time_base = pts, Fraction(1, CLOCK_RATE)
-                # decoded pictures keep their type (every MJPEG frame is I): reset it, or
-                # the encoder would make each of them an IDR
-                picture.pict_type = PictureType.NONE
-                if self._force_keyframe.is_set():
-                    self._force_keyframe.clear()
-                    picture.pict_type = PictureType.I
-                for out in encoder.encode(picture):
-                    out_pts = out.pts if out.pts is not None else pts
-                    self._publish(
-                        emit,
-                        Packet(
-                            bytes(out),
-                            out_pts,
-                            out.is_keyframe,
-                            captured=packet.captured,
-                            meta=packet.meta,
-                        ),
-                        fps,
-                        (width, height),
-                    )
-        raise Stopped
-
-    def _encoder(self, width: int, height: int, fps: float) -> VideoCodecContext:
+    def _open_encoder(self, width: int, height: int, fps: float) -> VideoCodecContext:
         encoder = VideoCodecContext.create("libx264", "w")
         encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
         encoder.time_base = Fraction(1, CLOCK_RATE)
@@ -213,11 +191,20 @@ class Transcoder:
 
     def _publish(self, emit: Emit, packet: Packet, fps: float, size: tuple[int, int]) -> None:
         if packet.keyframe and self._info_sent != size:
-            params = parameter_sets(Codec.H264, packet.data)
+            params = inband_parameter_sets(Codec.H264, packet.data)
             info = StreamInfo(Codec.H264, size[0], size[1], fps, params)
-            emit(functools.partial(self.output.publish_info, info))
+            emit(functools.partial(self._publish_info, info))
             self._info_sent = size
         if self._info_sent is None:
             return  # nothing decodable before the first keyframe
         self.frames_out += 1
-        emit(functools.partial(self.output.publish, packet))
+        emit(functools.partial(self._publish_packet, packet))
+
+    # -- event loop side, called through emit --------------------------------------------
+    def _publish_info(self, info: StreamInfo) -> None:
+        if not self._stopped:
+            self.output.publish_info(info)
+
+    def _publish_packet(self, packet: Packet) -> None:
+        if not self._stopped:
+            self.output.publish(packet)

@@ -24,6 +24,7 @@ from hub.alerts.service import AlertKind, Alerts
 from hub.cameras.service import Camera, CameraRegistry, PictureSources
 from streams.decoded import TapLease
 from streams.fire import FireEvent, FireHeuristic
+from streams.hooks import Connection
 from streams.motion import MotionDetector, MotionEvent, MotionSettings, Schedule, Window, Zone
 from streams.snapshot import SnapshotUnavailable
 from streams.stream import Stream, StreamState
@@ -69,7 +70,7 @@ class AlertWatch:
         self._leases: list[TapLease] = []
         self._down: set[str] = set()
         self._last: dict[str, str] = {}  # camera id → API status last seen
-        self._listeners: list[tuple[Stream, StateListener]] = []
+        self._listeners: list[Connection] = []  # on the cameras' stream states
 
     def start(self) -> None:
         if self.config.alerts.camera_status:
@@ -86,13 +87,11 @@ class AlertWatch:
         def changed(stream: Stream, old: StreamState, new: StreamState) -> None:
             self._state_changed(cam)
 
-        cam.stream.state_listeners.append(changed)
-        self._listeners.append((cam.stream, changed))
+        self._listeners.append(cam.stream.state_listeners.connect(changed))
 
     async def close(self) -> None:
-        for stream, listener in self._listeners:
-            if listener in stream.state_listeners:
-                stream.state_listeners.remove(listener)
+        for listener in self._listeners:
+            listener.disconnect()
         self._listeners.clear()
         for lease in self._leases:
             lease.release()

@@ -152,7 +152,7 @@ class CameraRegistry:
                     previous, last[cam.id] = last[cam.id], status
                     self.on_status.emit(cam, previous, status)
 
-            cam.stream.state_listeners.append(changed)
+            cam.stream.state_listeners.connect(changed)
 
     def get(self, camera_id: str) -> Camera | None:
         return self._cameras.get(camera_id)

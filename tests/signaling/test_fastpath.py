@@ -14,7 +14,7 @@ from config import parse_config
 from hub.app import build_app
 from hub.cameras.service import WHEP
 from signaling.fastpath import FastSender, h264_payloads
-from streams import h264
+from streams import bitstream
 from streams.media import Packet
 from tests.conftest import topology
 from tests.fixtures.webrtc import WhepViewer
@@ -23,7 +23,7 @@ from tests.fixtures.webrtc import WhepViewer
 def test_payloads_are_packetized_once_per_packet() -> None:
     big = bytes([0x65]) + bytes(range(256)) * 20  # ~5 KB IDR slice → FU-A fragments
     packet = Packet(
-        h264.join_annexb([bytes([0x67, 0x42, 0, 0x1F]), bytes([0x68, 0xCE]), big]), 0, True
+        bitstream.join_annexb([bytes([0x67, 0x42, 0, 0x1F]), bytes([0x68, 0xCE]), big]), 0, True
     )
     first = h264_payloads(packet)
     assert h264_payloads(packet) is first, "the second viewer must reuse the first's payloads"

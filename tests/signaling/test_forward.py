@@ -19,15 +19,15 @@ from signaling.forward_offer import (
     subscriber_preferences,
 )
 from signaling.publish import OfferError, Publications, UnknownPublication
-from streams import h264
+from streams import bitstream
 from streams.relay import Relay
 from tests.signaling.test_publish_peers import Publisher, Subscriber
 
 # a 320x240 baseline SPS and a PPS, as x264 writes them
 SPS = bytes.fromhex("6742c00dd90141fa10000003001000000303c8f142a480")
 PPS = bytes.fromhex("68cb83cb20")
-IDR = h264.join_annexb([SPS, PPS, bytes([0x65, 0x88, 0x84, 0x00])])
-P_FRAME = h264.join_annexb([bytes([0x41, 0x9A, 0x02, 0x00])])
+IDR = bitstream.join_annexb([SPS, PPS, bytes([0x65, 0x88, 0x84, 0x00])])
+P_FRAME = bitstream.join_annexb([bytes([0x41, 0x9A, 0x02, 0x00])])
 
 
 @dataclass

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from streams import h264
+from streams import bitstream
+from streams.bitstream import hevc_parameter_sets_from_hvcc
 from streams.media import CLOCK_RATE, Codec, SourceError
-from streams.pyav_source import FileSource, PyAVSource, hevc_parameter_sets_from_hvcc, open_options
+from streams.pyav_source import FileSource, PyAVSource, open_options
 from streams.registry import SourceOptions, open_source
 from tests.fixtures.camera import RtspCamera, requires_rtsp_camera
 from tests.fixtures.media_files import (
@@ -50,13 +51,13 @@ async def pull(source: PyAVSource | FileSource, want: int, within: float = 10.0)
 def assert_annexb_h264(sink: RecordingSink) -> None:
     info = sink.infos[0]
     assert info.codec is Codec.H264
-    assert h264.has_sps(info.parameter_sets)
+    assert bitstream.has_sps(info.parameter_sets)
     first = sink.packets[0]
-    assert first.keyframe and h264.is_keyframe(first.data), "must start on a keyframe"
+    assert first.keyframe and bitstream.is_keyframe(first.data), "must start on a keyframe"
     for packet in sink.packets:
-        assert packet.data.startswith(b"\x00\x00\x01") or packet.data.startswith(h264.START_CODE)
-        assert set(h264.nal_types(packet.data)) & {h264.NAL_IDR, h264.NAL_SLICE}
-    assert [p.keyframe for p in sink.packets] == [h264.is_keyframe(p.data) for p in sink.packets]
+        assert packet.data.startswith(b"\x00\x00\x01") or packet.data.startswith(bitstream.START_CODE)
+        assert set(bitstream.nal_types(packet.data)) & {bitstream.NAL_IDR, bitstream.NAL_SLICE}
+    assert [p.keyframe for p in sink.packets] == [bitstream.is_keyframe(p.data) for p in sink.packets]
 
 
 def assert_live_timing(sink: RecordingSink) -> None:
@@ -137,7 +138,7 @@ async def test_rtsp_fallback_reads_a_camera() -> None:
     with RtspCamera(codec="h265", size="320x240", fps=15, gop=5) as camera:
         sink = await pull(PyAVSource(camera.url, SourceOptions(name="rtsp")), 6, within=15)
     assert (sink.infos[0].codec, sink.infos[0].width) == (Codec.HEVC, 320)
-    assert sink.packets[0].keyframe and sink.packets[0].data.startswith(h264.START_CODE)
+    assert sink.packets[0].keyframe and sink.packets[0].data.startswith(bitstream.START_CODE)
     assert len(decode(Codec.HEVC, sink.packets)) == len(sink.packets)
 
 
@@ -215,8 +216,8 @@ async def test_file_source_hevc_mp4(tmp_path: Path) -> None:
     sink = await pull(FileSource(f"file://{path}", SourceOptions()), 6)
     info = sink.infos[0]
     assert (info.codec, info.width, info.height) == (Codec.HEVC, 320, 240)
-    assert {(n[0] >> 1) & 0x3F for n in h264.split_annexb(info.parameter_sets)} == {32, 33, 34}
-    assert sink.packets[0].data.startswith(h264.START_CODE)
+    assert {(n[0] >> 1) & 0x3F for n in bitstream.split_annexb(info.parameter_sets)} == {32, 33, 34}
+    assert sink.packets[0].data.startswith(bitstream.START_CODE)
     frames = decode(Codec.HEVC, sink.packets)
     assert len(frames) == len(sink.packets) and frames[0].height == 240
 
@@ -228,8 +229,8 @@ def test_hvcc_parser_keeps_parameter_sets_only() -> None:
         for n in (vps, sps, pps, sei)
     )
     record = b"\x01" + bytes(21) + bytes([4]) + arrays
-    assert hevc_parameter_sets_from_hvcc(record) == h264.join_annexb([vps, sps, pps])
-    assert hevc_parameter_sets_from_hvcc(h264.join_annexb([vps, sei])) == h264.join_annexb([vps])
+    assert hevc_parameter_sets_from_hvcc(record) == bitstream.join_annexb([vps, sps, pps])
+    assert hevc_parameter_sets_from_hvcc(bitstream.join_annexb([vps, sei])) == bitstream.join_annexb([vps])
 
 
 async def test_missing_file_is_a_source_error(tmp_path: Path) -> None:

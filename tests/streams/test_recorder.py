@@ -15,6 +15,7 @@ import pytest
 
 from hub.recordings.verify import verify_path
 from streams import recorder_writer
+from streams.bitstream import inband_parameter_sets
 from streams.media import CLOCK_RATE, Codec, Packet, StreamInfo
 from streams.recorder import PreEventRing, Recorder, RecorderMode
 from streams.recorder_manifest import (
@@ -26,7 +27,7 @@ from streams.recorder_manifest import (
 )
 from streams.recorder_writer import Segment, SegmentWriter, WriterOptions
 from streams.relay import Relay
-from streams.synthetic import SyntheticParams, encoded_loop, parameter_sets
+from streams.synthetic import SyntheticParams, encoded_loop
 
 FPS = 25
 STEP = CLOCK_RATE // FPS
@@ -35,7 +36,7 @@ STEP = CLOCK_RATE // FPS
 def loop_packets(gop: int = 25) -> tuple[StreamInfo, list[tuple[bytes, bool]]]:
     params = SyntheticParams("rec-test", 160, 120, FPS, gop, 200_000)
     packets = encoded_loop(params).packets(threading.Event())
-    info = StreamInfo(Codec.H264, 160, 120, FPS, parameter_sets(Codec.H264, packets[0][0]))
+    info = StreamInfo(Codec.H264, 160, 120, FPS, inband_parameter_sets(Codec.H264, packets[0][0]))
     return info, packets
 
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from streams import h264
+from streams import bitstream
 from streams.media import Codec, Packet, StreamInfo
 from streams.relay import Relay, RelayClosed
 
@@ -18,11 +18,11 @@ SLICE = bytes([0x41, 0x9A, 0x02])
 
 def key(pts: int, with_sps: bool = True) -> Packet:
     nals = [SPS, PPS, IDR] if with_sps else [IDR]
-    return Packet(h264.join_annexb(nals), pts, True)
+    return Packet(bitstream.join_annexb(nals), pts, True)
 
 
 def delta(pts: int) -> Packet:
-    return Packet(h264.join_annexb([SLICE]), pts, False)
+    return Packet(bitstream.join_annexb([SLICE]), pts, False)
 
 
 def test_new_consumer_starts_with_cached_gop() -> None:
@@ -78,14 +78,14 @@ def test_slow_consumer_drops_and_resumes_at_keyframe_without_hurting_others() ->
 def test_parameter_sets_injected_before_idr_without_sps() -> None:
     relay = Relay("cam")
     relay.publish_info(
-        StreamInfo(Codec.H264, 1280, 720, 25.0, parameter_sets=h264.join_annexb([SPS, PPS]))
+        StreamInfo(Codec.H264, 1280, 720, 25.0, parameter_sets=bitstream.join_annexb([SPS, PPS]))
     )
     relay.publish(key(0, with_sps=False))
     relay.publish(key(90000, with_sps=True))
     consumer = relay.subscribe("c")
     p = consumer.get_nowait()
     assert p is not None
-    assert h264.nal_types(p.data) == [7, 8, 5]
+    assert bitstream.nal_types(p.data) == [7, 8, 5]
     assert relay.injected_parameter_sets == 1  # the second keyframe had its own SPS
 
 
@@ -139,12 +139,12 @@ def test_newest_inband_parameter_sets_are_injected() -> None:
     relay = Relay("cam")
     old_sps = bytes([0x67, 0x42, 0xC0, 0x1E, 0x01])
     relay.publish_info(
-        StreamInfo(Codec.H264, 640, 360, 25.0, parameter_sets=h264.join_annexb([old_sps, PPS]))
+        StreamInfo(Codec.H264, 640, 360, 25.0, parameter_sets=bitstream.join_annexb([old_sps, PPS]))
     )
     relay.publish(key(0, with_sps=True))  # in-band SPS (the 1280x720 one)
     relay.publish(key(90000, with_sps=False))
     consumer = relay.subscribe("c")
     p = consumer.get_nowait()
     assert p is not None
-    nals = h264.split_annexb(p.data)
+    nals = bitstream.split_annexb(p.data)
     assert nals[0] == SPS, "the camera's newest SPS, not the SDP's"

@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from streams import h264
+from streams import bitstream
 from streams.rtp_h264 import FU_A, STAP_A, H264Depacketizer
 
 # SPS written by libx264: constrained baseline 640x480 25 fps
@@ -72,9 +72,9 @@ def test_stap_a_then_fu_a_make_one_keyframe(out: Collector) -> None:
     assert len(fragments) == 4
     for index, payload in enumerate(fragments):
         feed(payload, 1000, marker=index == len(fragments) - 1)
-    assert out.units == [(h264.join_annexb([SPS, PPS, IDR]), 1000, True, 1.5)]
+    assert out.units == [(bitstream.join_annexb([SPS, PPS, IDR]), 1000, True, 1.5)]
     feed(SLICE, 4600, marker=True)
-    assert out.units[1] == (h264.START_CODE + SLICE, 4600, False, 1.5)
+    assert out.units[1] == (bitstream.START_CODE + SLICE, 4600, False, 1.5)
     assert depay.pictures == 2 and depay.lost == 0 and depay.dropped == 0
 
 
@@ -101,7 +101,7 @@ def test_several_slices_per_picture(out: Collector) -> None:
     feed = Feeder(H264Depacketizer(out))
     feed(IDR, 0)
     feed(IDR, 0, marker=True)
-    assert out.units[0][0] == h264.join_annexb([IDR, IDR])
+    assert out.units[0][0] == bitstream.join_annexb([IDR, IDR])
 
 
 def test_lost_fragment_drops_picture_until_next_keyframe(out: Collector) -> None:
@@ -139,7 +139,7 @@ def test_fragment_without_start_is_dropped(out: Collector) -> None:
     assert out.units == [] and depay.dropped == 1
     for index, payload in enumerate(fragments):
         feed(payload, 3600, marker=index == len(fragments) - 1)
-    assert out.units == [(h264.START_CODE + IDR, 3600, True, 1.5)]
+    assert out.units == [(bitstream.START_CODE + IDR, 3600, True, 1.5)]
 
 
 def test_sequence_number_wrap_is_not_a_loss(out: Collector) -> None:
@@ -176,14 +176,14 @@ def test_output_does_not_alias_input(out: Collector) -> None:
     H264Depacketizer.feed(feed.depay, 2, 0, True, memoryview(bytes(SLICE)), 0.0)
     payload[1] = 0xEE
     assert isinstance(out.units[0][0], bytes)
-    assert out.units[0][0] == h264.join_annexb([IDR, SLICE])
+    assert out.units[0][0] == bitstream.join_annexb([IDR, SLICE])
 
 
 # SPS parsing
 
 
 def test_sps_dimensions_baseline() -> None:
-    assert h264.sps_dimensions(SPS) == (640, 480)
+    assert bitstream.sps_dimensions(SPS) == (640, 480)
 
 
 @pytest.mark.parametrize(
@@ -199,15 +199,15 @@ def test_sps_dimensions_baseline() -> None:
 )
 def test_sps_dimensions_and_fps(sprop: str, size: tuple[int, int], fps: float) -> None:
     sps = base64.b64decode(sprop)
-    assert h264.sps_dimensions(sps) == size
-    assert h264.sps_fps(sps) == fps
+    assert bitstream.sps_dimensions(sps) == size
+    assert bitstream.sps_fps(sps) == fps
 
 
 def test_sps_truncated_raises() -> None:
     with pytest.raises(ValueError):
-        h264.sps_dimensions(SPS[:5])
-    assert h264.sps_fps(SPS[:5]) == 0.0
+        bitstream.sps_dimensions(SPS[:5])
+    assert bitstream.sps_fps(SPS[:5]) == 0.0
 
 
 def test_unescape_rbsp() -> None:
-    assert h264.unescape_rbsp(b"\x00\x00\x03\x01\x00\x00\x03") == b"\x00\x00\x01\x00\x00"
+    assert bitstream.unescape_rbsp(b"\x00\x00\x03\x01\x00\x00\x03") == b"\x00\x00\x01\x00\x00"

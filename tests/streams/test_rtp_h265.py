@@ -7,8 +7,9 @@ import struct
 
 import pytest
 
-from streams import h264
-from streams.rtp_h265 import AP, FU, H265Depacketizer, hevc_sps_dimensions, is_irap, nal_kind
+from streams import bitstream
+from streams.bitstream import hevc_is_irap, hevc_nal_type, hevc_sps_dimensions
+from streams.rtp_h265 import AP, FU, H265Depacketizer
 
 
 def nal(kind: int, body: bytes) -> bytes:
@@ -36,7 +37,7 @@ def aggregate(*units: bytes) -> bytes:
 
 
 def fragments(unit: bytes, size: int) -> list[bytes]:
-    kind, body = nal_kind(unit), unit[2:]
+    kind, body = hevc_nal_type(unit), unit[2:]
     chunks = [body[i : i + size] for i in range(0, len(body), size)]
     out = []
     for index, chunk in enumerate(chunks):
@@ -62,8 +63,8 @@ def test_aggregation_and_fragments() -> None:
     packets.append((TRAIL, 3690, True))
     depay, out = run(packets, start_seq=0xFFFD)  # the sequence number wraps inside the IDR
     assert out.units == [
-        (h264.join_annexb([VPS, SPS, PPS, IDR]), 90, True),
-        (h264.START_CODE + TRAIL, 3690, False),
+        (bitstream.join_annexb([VPS, SPS, PPS, IDR]), 90, True),
+        (bitstream.START_CODE + TRAIL, 3690, False),
     ]
     assert depay.lost == 0
 
@@ -71,7 +72,7 @@ def test_aggregation_and_fragments() -> None:
 def test_cra_is_a_keyframe() -> None:
     _, out = run([(CRA, 0, True), (TRAIL, 3600, True)])
     assert [u[2] for u in out.units] == [True, False]
-    assert all(is_irap(k) for k in range(16, 22)) and not is_irap(1) and not is_irap(22)
+    assert all(hevc_is_irap(k) for k in range(16, 22)) and not hevc_is_irap(1) and not hevc_is_irap(22)
 
 
 def test_trailing_pictures_before_a_keyframe_are_dropped() -> None:

@@ -11,11 +11,10 @@ import types
 import av
 import pytest
 
-from streams import h264
+from streams import bitstream
+from streams.bitstream import HEVC_SPS, hevc_is_irap, hevc_nal_type
 from streams.media import Codec, Packet, SourceError
 from streams.registry import SourceOptions, open_source
-from streams.rtp_h265 import SPS as HEVC_SPS
-from streams.rtp_h265 import is_irap, nal_kind
 from streams.rtsp import RtspSource
 from tests.fixtures.camera import RtspCamera, free_port, requires_rtsp_camera
 from tests.streams.conftest import CameraFactory, Collect, CollectingSink
@@ -53,17 +52,17 @@ async def test_h264_tcp(h264_camera: RtspCamera, collect: Collect) -> None:
     assert sink.info_calls == 1 and sink.info is not None
     assert (sink.info.codec, sink.info.width, sink.info.height) == (Codec.H264, 1280, 720)
     assert sink.info.fps == 25.0
-    assert h264.has_sps(sink.info.parameter_sets)  # learned from the in-band SPS/PPS
+    assert bitstream.has_sps(sink.info.parameter_sets)  # learned from the in-band SPS/PPS
     packets = sink.packets
     assert len(packets) >= 25, f"only {len(packets)} pictures in 2.5 s at 25 fps"
     assert packets[0].keyframe, "the first packet handed on must be a keyframe"
     keyframes = [p for p in packets if p.keyframe]
     assert keyframes
     for packet in keyframes:
-        assert h264.is_keyframe(packet.data)
-        assert h264.has_sps(packet.data), "in-band SPS must stay in front of the IDR"
-    assert not any(h264.is_keyframe(p.data) for p in packets if not p.keyframe)
-    assert all(p.data.startswith(h264.START_CODE) for p in packets)
+        assert bitstream.is_keyframe(packet.data)
+        assert bitstream.has_sps(packet.data), "in-band SPS must stay in front of the IDR"
+    assert not any(bitstream.is_keyframe(p.data) for p in packets if not p.keyframe)
+    assert all(p.data.startswith(bitstream.START_CODE) for p in packets)
     check_timing(packets)
     sizes = decode("h264", packets)
     assert len(sizes) >= len(packets) - 2
@@ -90,10 +89,10 @@ async def test_sprop_only_camera(camera_factory: CameraFactory, collect: Collect
     sink = await collect(RtspSource(camera.url, SourceOptions(timeout=5)), 2.5)
     info = sink.info
     assert info is not None and (info.width, info.height) == (640, 360)
-    assert h264.nal_types(info.parameter_sets) == [h264.NAL_SPS, h264.NAL_PPS]
+    assert bitstream.nal_types(info.parameter_sets) == [bitstream.NAL_SPS, bitstream.NAL_PPS]
     assert info.fps == 25.0
     assert sink.packets and sink.packets[0].keyframe
-    assert not any(h264.has_sps(p.data) for p in sink.packets), "camera sends no in-band SPS"
+    assert not any(bitstream.has_sps(p.data) for p in sink.packets), "camera sends no in-band SPS"
     assert decode("h264", sink.packets) == [], "without the SDP's SPS/PPS nothing decodes"
     sizes = decode("h264", sink.packets, prefix=info.parameter_sets)
     assert len(sizes) >= len(sink.packets) - 2 and set(sizes) == {(640, 360)}
@@ -108,8 +107,8 @@ async def test_h265(camera_factory: CameraFactory, collect: Collect) -> None:
     assert info.fps == 25.0  # from a=framerate or measured from the first two pictures
     assert sink.packets and sink.packets[0].keyframe
     for packet in sink.packets:
-        kinds = [nal_kind(n) for n in h264.split_annexb(packet.data)]
-        assert packet.keyframe == any(is_irap(k) for k in kinds)
+        kinds = [hevc_nal_type(n) for n in bitstream.split_annexb(packet.data)]
+        assert packet.keyframe == any(hevc_is_irap(k) for k in kinds)
         if packet.keyframe:
             assert HEVC_SPS in kinds
     sizes = decode("hevc", sink.packets)

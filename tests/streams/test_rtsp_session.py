@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from streams import h264
+from streams import bitstream
 from streams.media import Codec, Packet, SourceError, StreamInfo
 from streams.registry import SourceOptions
 from streams.rtsp import RtspSource
@@ -240,10 +240,10 @@ async def test_interleaved_stream_with_keepalive_replies(serve: Serve, collect: 
     camera = await serve(FakeCamera(basic_replies, stream))
     source = RtspSource(camera.url, SourceOptions(timeout=2))
     sink = await collect(source, 1.5)  # the session timeout is 2 s: one keepalive at 1 s
-    assert sink.info == StreamInfo(Codec.H264, 640, 480, 25.0, h264.join_annexb([SPS, PPS]))
+    assert sink.info == StreamInfo(Codec.H264, 640, 480, 25.0, bitstream.join_annexb([SPS, PPS]))
     assert len(sink.packets) == 40
     assert [p.pts for p in sink.packets] == [3600 * i for i in range(40)]
-    assert all(p.data == h264.START_CODE + idr and p.keyframe for p in sink.packets)
+    assert all(p.data == bitstream.START_CODE + idr and p.keyframe for p in sink.packets)
     methods = [r.method for r in camera.requests]
     assert "GET_PARAMETER" in methods, methods
     assert camera.rtcp and camera.rtcp[0][1] == 201  # a receiver report

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from streams import h264
+from streams import bitstream
+from streams.bitstream import hevc_nal_type, hevc_sps_dimensions
 from streams.media import Codec
-from streams.rtp_h265 import hevc_sps_dimensions, nal_kind
 from streams.rtsp_session import control_url
 from streams.sdp import parse_sdp
 
@@ -83,8 +83,8 @@ def test_hikvision_h264() -> None:
     assert video.fmtp["packetization-mode"] == "1"
     assert video.control.endswith("trackID=1?transportmode=unicast")
     sets = video.parameter_sets()
-    assert h264.nal_types(sets) == [h264.NAL_SPS, h264.NAL_PPS]
-    assert h264.sps_dimensions(h264.split_annexb(sets)[0]) == (1920, 1080)
+    assert bitstream.nal_types(sets) == [bitstream.NAL_SPS, bitstream.NAL_PPS]
+    assert bitstream.sps_dimensions(bitstream.split_annexb(sets)[0]) == (1920, 1080)
     assert [m.kind for m in sdp.media] == ["video", "audio"]
     assert sdp.media[1].codec == "PCMU"
 
@@ -96,8 +96,8 @@ def test_dahua_h265() -> None:
     assert video is not None
     assert Codec.from_name(video.codec) == Codec.HEVC
     assert video.framerate == 25.0 and video.control == "trackID=0"
-    nals = h264.split_annexb(video.parameter_sets())
-    assert [nal_kind(n) for n in nals] == [32, 33, 34]  # VPS, SPS, PPS in that order
+    nals = bitstream.split_annexb(video.parameter_sets())
+    assert [hevc_nal_type(n) for n in nals] == [32, 33, 34]  # VPS, SPS, PPS in that order
     assert hevc_sps_dimensions(nals[1]) == (1920, 1080)
 
 
@@ -130,7 +130,7 @@ def test_bad_base64_in_sprop_is_ignored() -> None:
         "a=fmtp:96 sprop-parameter-sets=Z0LAHtoCgPaEAAADAAQAAAMAyDxYuoA,!!!,aM48gA==\r\n"
     )
     assert sdp.video is not None
-    assert h264.nal_types(sdp.video.parameter_sets()) == [h264.NAL_SPS, h264.NAL_PPS]
+    assert bitstream.nal_types(sdp.video.parameter_sets()) == [bitstream.NAL_SPS, bitstream.NAL_PPS]
 
 
 def test_control_url_resolution() -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from streams import h264
+from streams import bitstream
 from streams.media import CLOCK_RATE, Codec, Packet, StreamInfo
 from streams.registry import SourceOptions
 from streams.relay import Relay
@@ -69,9 +69,9 @@ async def test_max_width_and_quality() -> None:
 
 async def test_keyframe_without_sps_uses_the_stream_parameter_sets() -> None:
     info, gop = camera(Codec.H264)
-    bare = [n for n in h264.split_annexb(gop[0].data) if h264.nal_type(n) == h264.NAL_IDR]
-    stripped = [Packet(h264.join_annexb(bare), gop[0].pts, True), *gop[1:]]
-    assert not h264.has_sps(stripped[0].data)
+    bare = [n for n in bitstream.split_annexb(gop[0].data) if bitstream.nal_type(n) == bitstream.NAL_IDR]
+    stripped = [Packet(bitstream.join_annexb(bare), gop[0].pts, True), *gop[1:]]
+    assert not bitstream.has_sps(stripped[0].data)
     assert_first_frame(jpeg_image(await snapshot_jpeg(info, stripped)))
     # without any parameter sets there is nothing to decode: a clear error, not garbage
     blind = StreamInfo(Codec.H264, 320, 240, 25.0)

@@ -8,13 +8,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 
-from streams import h264
+from streams import bitstream
 from streams.media import Codec, Packet, PacketSink, SourceError, StreamInfo
 from streams.registry import SourceOptions
 from streams.stream import Stream, StreamState, backoff_delays
 
-IDR = h264.join_annexb([bytes([0x67, 0x42, 0, 0x1F]), bytes([0x68, 0xCE]), bytes([0x65, 0x88])])
-SLICE = h264.join_annexb([bytes([0x41, 0x9A])])
+IDR = bitstream.join_annexb([bytes([0x67, 0x42, 0, 0x1F]), bytes([0x68, 0xCE]), bytes([0x65, 0x88])])
+SLICE = bitstream.join_annexb([bytes([0x41, 0x9A])])
 
 
 class ScriptedCamera:

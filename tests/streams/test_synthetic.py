@@ -9,7 +9,7 @@ import uuid
 import numpy as np
 import pytest
 
-from streams import h264
+from streams import bitstream
 from streams.media import CLOCK_RATE, Codec, SourceError
 from streams.registry import SourceOptions, open_source
 from streams.synthetic import SyntheticParams, SyntheticSource, encoded_loop
@@ -64,12 +64,12 @@ async def test_h264_loop_replays_at_real_time_with_continuous_pts() -> None:
     packets = sink.packets[:26]
     info = sink.infos[0]
     assert (info.codec, info.width, info.height, info.fps) == (Codec.H264, 320, 240, 25.0)
-    assert h264.has_sps(info.parameter_sets)
+    assert bitstream.has_sps(info.parameter_sets)
     assert [p.pts for p in packets] == [i * CLOCK_RATE // 25 for i in range(26)]
     assert [i for i, p in enumerate(packets) if p.keyframe] == [0, 5, 10, 15, 20, 25]
     for packet in packets:  # SPS/PPS repeated on every keyframe, Annex-B throughout
-        assert packet.data.startswith(h264.START_CODE)
-        assert h264.has_sps(packet.data) == packet.keyframe == h264.is_keyframe(packet.data)
+        assert packet.data.startswith(bitstream.START_CODE)
+        assert bitstream.has_sps(packet.data) == packet.keyframe == bitstream.is_keyframe(packet.data)
     assert elapsed > 25 / 25 * 0.9, "not paced at real time"
     now = time.time()
     assert all(now - 3 < p.captured <= now for p in packets)
@@ -116,7 +116,7 @@ async def test_other_codecs_decode(codec: Codec) -> None:
     info = sink.infos[0]
     assert (info.codec, info.width, info.height) == (codec, 320, 240)
     if codec is Codec.HEVC:
-        types = {(n[0] >> 1) & 0x3F for n in h264.split_annexb(info.parameter_sets)}
+        types = {(n[0] >> 1) & 0x3F for n in bitstream.split_annexb(info.parameter_sets)}
         assert types == {32, 33, 34}
     else:
         assert all(p.keyframe and p.data.startswith(b"\xff\xd8") for p in sink.packets)
@@ -129,7 +129,7 @@ async def test_live_mode_carries_capture_time() -> None:
     sink = await collect(url, 12)
     info = sink.infos[0]
     assert (info.codec, info.width, info.fps) == (Codec.H264, 320, 25.0)
-    assert sink.packets[0].keyframe and h264.has_sps(info.parameter_sets)
+    assert sink.packets[0].keyframe and bitstream.has_sps(info.parameter_sets)
     stamps = [p.meta["capture_ms"] for p in sink.packets]
     ms = [s for s in stamps if isinstance(s, int)]
     assert len(ms) == len(stamps), "capture_ms must be an int on every packet"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from streams import h264
+from streams import bitstream
 from streams.media import CLOCK_RATE, Codec, Packet, StreamInfo
 from streams.pyav_source import FileSource
 from streams.registry import SourceOptions
@@ -63,9 +63,9 @@ async def test_one_encode_serves_three_viewers(codec: Codec) -> None:
         info = output.info
         assert info is not None
         assert (info.codec, info.width, info.height, info.fps) == (Codec.H264, 320, 240, 25.0)
-        assert h264.has_sps(info.parameter_sets)
+        assert bitstream.has_sps(info.parameter_sets)
         for packets in got:
-            assert packets[0].keyframe and h264.has_sps(packets[0].data)
+            assert packets[0].keyframe and bitstream.has_sps(packets[0].data)
             frames = decode(Codec.H264, packets)
             assert len(frames) == 15 and {(f.width, f.height) for f in frames} == {(320, 240)}
             assert [p.pts for p in packets] == sorted(p.pts for p in packets)
@@ -181,7 +181,7 @@ async def test_camera_restart_with_new_clock_and_size() -> None:
     assert [(i.width, i.height) for i in infos if i] == [(320, 240), (640, 480)]
     pts = [p.pts for p in packets]
     assert len(pts) == 10 and pts == sorted(pts) and len(set(pts)) == 10
-    assert packets[5].keyframe and h264.has_sps(packets[5].data)
+    assert packets[5].keyframe and bitstream.has_sps(packets[5].data)
     sizes = [(f.width, f.height) for f in decode(Codec.H264, packets)]
     assert sizes == [(320, 240)] * 5 + [(640, 480)] * 5
 

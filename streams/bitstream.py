@@ -1,9 +1,19 @@
-"""H.264 bitstream helpers shared by sources, the relay and sinks (Annex-B form)."""
+"""H.264 and H.265 bitstream helpers shared by sources, the relay and sinks (Annex-B form).
+
+NAL unit splitting and joining, NAL unit types, keyframe detection, parameter sets (in-band,
+from SDP `sprop-*` values, from MP4/FLV `avcC`/`hvcC` records, put in front of a keyframe that
+lacks them) and the picture size and rate in an SPS. Names without a prefix are H.264's; the
+H.265 ones start with `hevc_`/`HEVC_`. Every other module takes these from here. Over ~200
+lines because the two SPS parsers (exp-Golomb reading, scaling lists, VUI, profile/tier/level)
+are long and belong with the rest.
+"""
 
 from __future__ import annotations
 
 import base64
 import re
+
+from streams.media import Codec, StreamInfo
 
 START_CODE = b"\x00\x00\x00\x01"
 
@@ -13,6 +23,13 @@ NAL_SEI = 6
 NAL_SPS = 7
 NAL_PPS = 8
 NAL_AUD = 9
+
+HEVC_IRAP_FIRST = 16  # BLA_W_LP
+HEVC_IRAP_LAST = 21  # CRA_NUT (22, 23 are reserved IRAP types)
+HEVC_VPS = 32
+HEVC_SPS = 33
+HEVC_PPS = 34
+HEVC_PARAMETER_SET_TYPES = (HEVC_VPS, HEVC_SPS, HEVC_PPS)
 
 _START = re.compile(b"\x00\x00\x01")
 
@@ -38,8 +55,19 @@ def join_annexb(nals: list[bytes]) -> bytes:
     return b"".join(START_CODE + nal for nal in nals)
 
 
-def nal_type(nal: bytes) -> int:
+def nal_type(nal: bytes | memoryview) -> int:
+    """The type of an H.264 NAL unit (0 for an empty one)."""
     return nal[0] & 0x1F if nal else 0
+
+
+def hevc_nal_type(nal: bytes | memoryview) -> int:
+    """The type of an H.265 NAL unit (-1 for an empty one)."""
+    return (nal[0] >> 1) & 0x3F if nal else -1
+
+
+def hevc_is_irap(kind: int) -> bool:
+    """True for the H.265 NAL unit types of a random access point (IDR, CRA, BLA)."""
+    return HEVC_IRAP_FIRST <= kind <= HEVC_IRAP_LAST
 
 
 def nal_types(data: bytes) -> list[int]:
@@ -54,10 +82,46 @@ def has_sps(data: bytes) -> bool:
     return NAL_SPS in nal_types(data)
 
 
-def parameter_sets_from_sprop(sprop: str) -> bytes:
-    """Annex-B SPS/PPS from an SDP `sprop-parameter-sets=Z0IAH...,aM4...` value."""
+def _is_parameter_set(codec: Codec, nal: bytes) -> bool:
+    if codec is Codec.H264:
+        return nal_type(nal) in (NAL_SPS, NAL_PPS)
+    return codec is Codec.HEVC and hevc_nal_type(nal) in HEVC_PARAMETER_SET_TYPES
+
+
+def inband_parameter_sets(codec: Codec, data: bytes) -> bytes:
+    """SPS/PPS (H.264) or VPS/SPS/PPS (H.265) carried in an Annex-B access unit; b"" if none
+    (and for other codecs)."""
+    return join_annexb([n for n in split_annexb(data) if _is_parameter_set(codec, n)])
+
+
+def find_sps(codec: Codec, data: bytes) -> bytes:
+    """The first SPS NAL unit (header included) of an Annex-B buffer; b"" if none."""
+    for nal in split_annexb(data):
+        if codec is Codec.H264 and nal_type(nal) == NAL_SPS:
+            return nal
+        if codec is Codec.HEVC and hevc_nal_type(nal) == HEVC_SPS:
+            return nal
+    return b""
+
+
+def with_parameter_sets(info: StreamInfo, data: bytes) -> bytes:
+    """A keyframe with the stream's parameter sets in front if it carries none in-band."""
+    if not info.parameter_sets:
+        return data
+    if info.codec is Codec.H264:
+        inband = has_sps(data)
+    elif info.codec is Codec.HEVC:
+        inband = any(hevc_nal_type(n) in HEVC_PARAMETER_SET_TYPES for n in split_annexb(data))
+    else:
+        return data
+    return data if inband else info.parameter_sets + data
+
+
+def parameter_sets_from_sprop(*sprops: str) -> bytes:
+    """Annex-B parameter sets from SDP values: `sprop-parameter-sets=Z0IAH...,aM4...` (H.264),
+    or `sprop-vps`, `sprop-sps`, `sprop-pps` (H.265) in that order."""
     nals = []
-    for part in sprop.split(","):
+    for part in ",".join(sprops).split(","):
         part = part.strip()
         if not part:
             continue
@@ -98,16 +162,30 @@ def parameter_sets_from_avcc(extradata: bytes) -> bytes:
     return join_annexb(nals)
 
 
-def avcc_to_annexb(data: bytes, length_size: int = 4) -> bytes:
-    """Convert length-prefixed NAL units (MP4/FLV) to Annex-B."""
-    out = []
-    pos = 0
-    while pos + length_size <= len(data):
-        size = int.from_bytes(data[pos : pos + length_size], "big")
-        pos += length_size
-        out.append(START_CODE + data[pos : pos + size])
-        pos += size
-    return b"".join(out)
+def hevc_parameter_sets_from_hvcc(extradata: bytes) -> bytes:
+    """Annex-B VPS/SPS/PPS from an MP4/FLV `hvcC` record (or from Annex-B extradata)."""
+    if extradata.startswith(b"\x00\x00\x01") or extradata.startswith(START_CODE):
+        nals = split_annexb(extradata)
+    elif len(extradata) < 23:
+        return b""
+    else:
+        nals = _hvcc_nals(extradata)
+    return join_annexb([n for n in nals if n and hevc_nal_type(n) in HEVC_PARAMETER_SET_TYPES])
+
+
+def _hvcc_nals(extradata: bytes) -> list[bytes]:
+    nals = []
+    pos = 23
+    for _ in range(extradata[22]):
+        if pos + 3 > len(extradata):
+            break
+        count = int.from_bytes(extradata[pos + 1 : pos + 3], "big")
+        pos += 3
+        for _ in range(count):
+            size = int.from_bytes(extradata[pos : pos + 2], "big")
+            nals.append(extradata[pos + 2 : pos + 2 + size])
+            pos += 2 + size
+    return nals
 
 
 def unescape_rbsp(nal: bytes) -> bytes:
@@ -259,3 +337,43 @@ def sps_fps(sps: bytes) -> float:
         return _parse_sps(sps)[2]
     except ValueError:
         return 0.0
+
+
+def _skip_profile_tier_level(reader: BitReader, max_sub_layers_minus1: int) -> None:
+    reader.skip(96)  # general profile space..level_idc: 2+1+5+32+48+8 bits
+    sub_profile = []
+    sub_level = []
+    for _ in range(max_sub_layers_minus1):
+        sub_profile.append(reader.flag())
+        sub_level.append(reader.flag())
+    if max_sub_layers_minus1 > 0:
+        for _ in range(max_sub_layers_minus1, 8):
+            reader.skip(2)
+    for profile, level in zip(sub_profile, sub_level, strict=True):
+        if profile:
+            reader.skip(88)
+        if level:
+            reader.skip(8)
+
+
+def hevc_sps_dimensions(sps: bytes) -> tuple[int, int]:
+    """(width, height) of an H.265 SPS NAL unit (2-byte header included), after the
+    conformance window. Raises ValueError when it is malformed."""
+    reader = BitReader(unescape_rbsp(sps[2:]))
+    reader.skip(4)  # sps_video_parameter_set_id
+    max_sub_layers_minus1 = reader.u(3)
+    reader.skip(1)  # temporal_id_nesting
+    _skip_profile_tier_level(reader, max_sub_layers_minus1)
+    reader.ue()  # sps_seq_parameter_set_id
+    chroma_format_idc = reader.ue()
+    if chroma_format_idc == 3:
+        reader.skip(1)  # separate_colour_plane_flag
+    width = reader.ue()
+    height = reader.ue()
+    if reader.flag():  # conformance_window_flag
+        left, right, top, bottom = reader.ue(), reader.ue(), reader.ue(), reader.ue()
+        sub_w = 2 if chroma_format_idc in (1, 2) else 1
+        sub_h = 2 if chroma_format_idc == 1 else 1
+        width -= sub_w * (left + right)
+        height -= sub_h * (top + bottom)
+    return width, height
