@@ -38,6 +38,7 @@ from aiohttp import web
 from hub.core.centres import like
 from hub.core.db import Database
 from hub.core.events import EventBus
+from streams.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ class Alerts:
         self._owner = owner  # a hub cluster: alerts raised here are held here
         self._ids = ids  # a hub cluster: (highest local id) → the next id, None when away
         self._numbering = asyncio.Lock()  # a cluster id and its insert, one alert at a time
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet("alerts", log)  # alerts being stored: awaited at close
         self._listener: asyncio.Task[None] | None = None
         self.raised = 0
         self.dropped = 0
@@ -181,8 +182,7 @@ class Alerts:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._listener
-        if self._tasks:  # alerts being stored finish (each is one quick insert)
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.close()  # alerts being stored finish (each is one quick insert)
 
     async def raise_alert(
         self,
@@ -241,14 +241,7 @@ class Alerts:
             work.close()
             log.warning("alert dropped: %d alerts already being stored", MAX_PENDING)
             return
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("storing an alert failed: %s", task.exception())
+        self._tasks.spawn(work, cancellable=False)
 
     async def _store_foreign(self, sub: Any) -> None:
         try:

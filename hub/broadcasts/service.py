@@ -16,7 +16,6 @@ Events: `broadcast.started` and `broadcast.ended` to every target centre (termin
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 import time
@@ -34,6 +33,7 @@ from hub.core.events import EventBus
 from hub.rooms.model import Room, RoomKind, Seat
 from hub.rooms.service import Recorder, RoomMedia, SeatRecorder
 from signaling.publish import Publication
+from streams.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class Broadcasts:
         self.seats = SeatRecorder(recorder) if recorder is not None else None
         self._by_id: dict[str, Broadcast] = {}
         self._by_room: dict[str, Broadcast] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet("broadcasts", log)  # ledger writes, recording stops: awaited
         self._hooked = [
             self.rooms.on_seat_left.connect(self._seat_left),
             self.rooms.on_end.connect(self._room_ended),
@@ -134,8 +134,7 @@ class Broadcasts:
     async def close(self) -> None:
         for hook in self._hooked:
             hook.disconnect()
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.close()
         for b in self._by_id.values():
             await self._stop_recordings(b)
         if self.seats is not None:
@@ -276,14 +275,7 @@ class Broadcasts:
         self.events.publish("broadcast.updated", b.room.centre, b.to_json(), to_users=audience)
 
     def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("broadcast task failed", exc_info=task.exception())
+        self._tasks.spawn(coro, cancellable=False)
 
 
 BROADCASTS = web.AppKey("broadcasts", Broadcasts)

@@ -1,5 +1,6 @@
 """The cameras slice in the app: the registry of camera streams, their decoded pictures, the
-WHEP viewer sessions, their routes, health counts and metric families.
+WHEP viewer sessions, the hub-to-hub relay leg, their routes, health counts and metric
+families.
 
 Viewer sessions are closed at shutdown, before any cleanup context is torn down (viewers go
 first); `VIEWERS` tells the other slices when a session opens or closes (the recordings slice
@@ -14,7 +15,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from config.schema import HubConfig
-from hub.cameras import api
+from hub.cameras import api, relay
 from hub.cameras.service import (
     CAMERAS,
     PICTURES,
@@ -39,6 +40,7 @@ def setup(app: web.Application, config: HubConfig) -> None:
     app.cleanup_ctx.append(_cameras_ctx)
     app.on_shutdown.append(_close_viewers)
     api.add_routes(app)
+    relay.add_routes(app)  # another hub node pulls a camera from here (admin token)
     app[HEALTH].append(lambda: _health(app))
     app[METRICS].add("cameras", lambda family: _families(app, family))
 

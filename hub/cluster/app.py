@@ -10,7 +10,6 @@ their contexts are torn down before the cluster's. It adds:
   the cameras of the other nodes viewed here (`hub.cluster.cameras`), who is connected to the
   other nodes (`hub.cluster.presence`), owner forwarding and merged lists
   (`hub.cluster.proxy`, which is the `ClusterLink` the slices see);
-- the hub-to-hub relay leg (`GET /api/cameras/{camera}/relay`, `hub.cluster.relay`);
 - its metric families.
 """
 
@@ -19,7 +18,6 @@ from __future__ import annotations
 from aiohttp import web
 
 from config.schema import HubConfig
-from hub.cluster import relay
 from hub.cluster.cameras import remote_cameras_ctx
 from hub.cluster.presence import cluster_presence_ctx
 from hub.cluster.proxy import cluster_proxy_ctx, owner_proxy
@@ -33,7 +31,6 @@ def setup(app: web.Application, config: HubConfig) -> None:
     app.cleanup_ctx.append(remote_cameras_ctx)
     app.cleanup_ctx.append(cluster_presence_ctx)
     app.cleanup_ctx.append(cluster_proxy_ctx)
-    relay.add_routes(app)
     app[METRICS].add("cluster", lambda family: _families(app, family))
 
 

@@ -54,6 +54,7 @@ from hub.cluster import redis_client
 from hub.cluster.sweep import CAMERA_REV, loads, room_meta, sweep
 from hub.core.events import Event, EventBus
 from streams.hooks import Hook
+from streams.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,7 @@ class Cluster:
         self._wake = asyncio.Event()
         self._redis: aioredis.Redis | None = None
         self._task: asyncio.Task[None] | None = None
-        self._writes: set[asyncio.Task[None]] = set()
+        self._writes = TaskSet("cluster writes", log)  # ownership writes: cancelled at close
         # cluster events concern the whole hub: addressed to its top centre(s)' scope
         self.scope = min((c.code for c in config.centres), key=len)
 
@@ -233,9 +234,7 @@ class Cluster:
             with contextlib.suppress(*NETWORK_ERRORS):
                 await self._reclaim(r, kind, new)
 
-        task = asyncio.get_running_loop().create_task(write())
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
+        self._writes.spawn(write())
 
     def release(self, kind: str, item: str) -> None:
         self.owned[kind].discard(item)
@@ -312,9 +311,7 @@ class Cluster:
             with contextlib.suppress(*NETWORK_ERRORS):
                 await getattr(r, op)(*args)
 
-        task = asyncio.get_running_loop().create_task(write())
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
+        self._writes.spawn(write())
 
     # -- events ------------------------------------------------------------------------------
     def _tap(self, event: Event) -> None:
@@ -379,9 +376,7 @@ class Cluster:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        for task in list(self._writes):
-            task.cancel()
-        await asyncio.gather(*self._writes, return_exceptions=True)
+        await self._writes.close()
         r, self._redis = self._redis, None
         if r is not None:
             if graceful and self.state is ClusterState.UP:

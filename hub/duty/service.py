@@ -12,7 +12,6 @@ pending deadlines survive a restart. Dispatchers may also ask at once (`ask()`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import random
@@ -30,6 +29,7 @@ from hub.core.centres import like
 from hub.core.db import Database
 from hub.core.errors import Conflict, NotFound
 from hub.core.events import EventBus
+from streams.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ class DutyChecks:
         self.config = config
         self.users = {u.name: u for u in users}
         self.rng = rng or random.Random()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet("duty checks", log)  # prompt loops and deadlines: cancelled at close
         self.asked = 0
         self.missed = 0
 
@@ -119,9 +119,7 @@ class DutyChecks:
         return [u for u in self.users.values() if u.role in c.roles]
 
     def _spawn(self, work: Any) -> None:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(work)
 
     async def start(self) -> None:
         await self.db.migrate("duty", MIGRATIONS)
@@ -132,12 +130,7 @@ class DutyChecks:
                 self._spawn(self._prompt_loop(user))
 
     async def close(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._tasks.close()
 
     def _in_hours(self, now: float) -> bool:
         if not self.config.hours:

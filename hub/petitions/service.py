@@ -47,6 +47,7 @@ from hub.petitions.model import (
 from hub.petitions.store import CaseStore
 from hub.rooms.model import Room, RoomKind, Rooms
 from streams.hooks import Connection
+from streams.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class Petitions:
         self._events = events
         self.clock = clock
         self._lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task[None]] = set()  # moves after a host ended a hearing
+        self._tasks = TaskSet("petitions", log)  # moves after a host ended a hearing
         self._hearings: dict[str, str] = {}  # room id → case code
 
     # -- lifetime ---------------------------------------------------------------------------
@@ -94,7 +95,7 @@ class Petitions:
     async def close(self) -> None:
         for hook in self._hooked:
             hook.disconnect()
-        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.close()
 
     # -- requests ---------------------------------------------------------------------------
     def route(self, origin: str) -> str:
@@ -289,9 +290,7 @@ class Petitions:
         """The host ended a hearing room without resolving: the case goes back to its queue."""
         code = self._hearings.pop(room.id, None)
         if code is not None:
-            task = asyncio.get_running_loop().create_task(self._hearing_ended(code, room.id))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._tasks.spawn(self._hearing_ended(code, room.id), cancellable=False)
 
     async def _hearing_ended(self, code: str, room_id: str) -> None:
         async with self._lock:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from streams.media import Source
 from streams.playback import PlaybackControl, PlaybackSource, PlaylistItem
 from streams.registry import SourceOptions
 from streams.stream import Stream
+from streams.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class PlaybackRegistry:
         self.root = root
         self._bound: dict[str, Playback] = {}
         self._unbound: dict[Playback, asyncio.TimerHandle] = {}
-        self._closing: set[asyncio.Task[None]] = set()
+        self._closing = TaskSet("playback streams", log)  # closing: awaited, never cancelled
         self.created = 0
 
     def create(self, camera: Camera, start_ms: int, user: str) -> Playback:
@@ -130,9 +130,7 @@ class PlaybackRegistry:
             self._spawn_close(playback)
 
     def _spawn_close(self, playback: Playback) -> None:
-        task = asyncio.get_running_loop().create_task(playback.stream.close())
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+        self._closing.spawn(playback.stream.close(), cancellable=False)
 
     def __len__(self) -> int:
         return len(self._bound)
@@ -144,9 +142,7 @@ class PlaybackRegistry:
         self._bound.clear()
         self._unbound.clear()
         await asyncio.gather(*(p.stream.close() for p in playbacks))
-        if self._closing:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(*self._closing)
+        await self._closing.close()
 
 
 PLAYBACKS = web.AppKey("playbacks", PlaybackRegistry)

@@ -34,7 +34,7 @@ class RoomMedia:
         self._room_of: dict[str, tuple[str, str]] = {}  # publication id → (room id, user)
         # room id → {subscription session id: subscribing user}
         self._subscriptions: dict[str, dict[str, str]] = {}
-        self._tasks: set[asyncio.Task[object]] = set()
+        self._tasks = TaskSet("room media", log)  # unpublishing, snapshots: awaited at close
         self._speaker_task: asyncio.Task[None] | None = None
         self._closing = False
         self._hooked = [
@@ -86,9 +86,7 @@ class RoomMedia:
 
     # -- lifetimes ----------------------------------------------------------------------
     def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
-        task: asyncio.Task[object] = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(coro, cancellable=False)
 
     def _seat_left(self, room: Room, seat: Seat) -> None:
         if self._closing:
@@ -133,8 +131,7 @@ class RoomMedia:
             self._speaker_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._speaker_task
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.close()
         await self.publications.close_all()
 
 
