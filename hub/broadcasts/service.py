@@ -31,7 +31,7 @@ from hub.core.auth import Principal
 from hub.core.errors import Conflict, Forbidden, NotFound
 from hub.core.events import EventBus
 from hub.rooms.model import Room, RoomKind, Seat
-from hub.rooms.service import Recorder, RoomMedia, SeatRecorder
+from hub.rooms.service import Recorder, Recording, RoomMedia, SeatRecorder
 from signaling.publish import Publication
 from streams.tasks import TaskSet
 
@@ -123,6 +123,13 @@ class Broadcasts:
         if b is None or not b.visible_to(who):
             raise NotFound(f"no broadcast {broadcast_id!r} for you")
         return b
+
+    def recordings_of(self, broadcast_id: str) -> dict[str, Recording]:
+        """What is being recorded in a broadcast now, by sender."""
+        b = self._by_id.get(broadcast_id)
+        if b is None or self.seats is None:
+            return {}
+        return self.seats.of_room(b.room.id)
 
     def list_for(self, who: Principal) -> list[Broadcast]:
         return [b for b in self._by_id.values() if not b.ended and b.visible_to(who)]

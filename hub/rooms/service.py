@@ -162,6 +162,10 @@ class SeatRecorder:
     def recording(self, room_id: str, user: str) -> bool:
         return (room_id, user) in self._live
 
+    def of_room(self, room_id: str) -> dict[str, Recording]:
+        """The recordings running in `room_id`, by seat (user)."""
+        return {user: r for (room, user), r in self._live.items() if room == room_id}
+
     async def start(self, room: Room, user: str, relay: Relay, *, tag: str, track: str) -> None:
         await self.stop_seat(room.id, user)
         if room.ended:

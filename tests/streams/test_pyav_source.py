@@ -55,9 +55,13 @@ def assert_annexb_h264(sink: RecordingSink) -> None:
     first = sink.packets[0]
     assert first.keyframe and bitstream.is_keyframe(first.data), "must start on a keyframe"
     for packet in sink.packets:
-        assert packet.data.startswith(b"\x00\x00\x01") or packet.data.startswith(bitstream.START_CODE)
+        assert packet.data.startswith(b"\x00\x00\x01") or packet.data.startswith(
+            bitstream.START_CODE
+        )
         assert set(bitstream.nal_types(packet.data)) & {bitstream.NAL_IDR, bitstream.NAL_SLICE}
-    assert [p.keyframe for p in sink.packets] == [bitstream.is_keyframe(p.data) for p in sink.packets]
+    assert [p.keyframe for p in sink.packets] == [
+        bitstream.is_keyframe(p.data) for p in sink.packets
+    ]
 
 
 def assert_live_timing(sink: RecordingSink) -> None:
@@ -230,7 +234,9 @@ def test_hvcc_parser_keeps_parameter_sets_only() -> None:
     )
     record = b"\x01" + bytes(21) + bytes([4]) + arrays
     assert hevc_parameter_sets_from_hvcc(record) == bitstream.join_annexb([vps, sps, pps])
-    assert hevc_parameter_sets_from_hvcc(bitstream.join_annexb([vps, sei])) == bitstream.join_annexb([vps])
+    assert hevc_parameter_sets_from_hvcc(
+        bitstream.join_annexb([vps, sei])
+    ) == bitstream.join_annexb([vps])
 
 
 async def test_missing_file_is_a_source_error(tmp_path: Path) -> None:

@@ -72,7 +72,9 @@ def test_aggregation_and_fragments() -> None:
 def test_cra_is_a_keyframe() -> None:
     _, out = run([(CRA, 0, True), (TRAIL, 3600, True)])
     assert [u[2] for u in out.units] == [True, False]
-    assert all(hevc_is_irap(k) for k in range(16, 22)) and not hevc_is_irap(1) and not hevc_is_irap(22)
+    assert (
+        all(hevc_is_irap(k) for k in range(16, 22)) and not hevc_is_irap(1) and not hevc_is_irap(22)
+    )
 
 
 def test_trailing_pictures_before_a_keyframe_are_dropped() -> None:

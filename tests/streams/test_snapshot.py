@@ -69,7 +69,9 @@ async def test_max_width_and_quality() -> None:
 
 async def test_keyframe_without_sps_uses_the_stream_parameter_sets() -> None:
     info, gop = camera(Codec.H264)
-    bare = [n for n in bitstream.split_annexb(gop[0].data) if bitstream.nal_type(n) == bitstream.NAL_IDR]
+    bare = [
+        n for n in bitstream.split_annexb(gop[0].data) if bitstream.nal_type(n) == bitstream.NAL_IDR
+    ]
     stripped = [Packet(bitstream.join_annexb(bare), gop[0].pts, True), *gop[1:]]
     assert not bitstream.has_sps(stripped[0].data)
     assert_first_frame(jpeg_image(await snapshot_jpeg(info, stripped)))

@@ -13,7 +13,9 @@ from streams.media import Codec, Packet, PacketSink, SourceError, StreamInfo
 from streams.registry import SourceOptions
 from streams.stream import Stream, StreamState, backoff_delays
 
-IDR = bitstream.join_annexb([bytes([0x67, 0x42, 0, 0x1F]), bytes([0x68, 0xCE]), bytes([0x65, 0x88])])
+IDR = bitstream.join_annexb(
+    [bytes([0x67, 0x42, 0, 0x1F]), bytes([0x68, 0xCE]), bytes([0x65, 0x88])]
+)
 SLICE = bitstream.join_annexb([bytes([0x41, 0x9A])])
 
 

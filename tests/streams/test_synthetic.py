@@ -69,7 +69,9 @@ async def test_h264_loop_replays_at_real_time_with_continuous_pts() -> None:
     assert [i for i, p in enumerate(packets) if p.keyframe] == [0, 5, 10, 15, 20, 25]
     for packet in packets:  # SPS/PPS repeated on every keyframe, Annex-B throughout
         assert packet.data.startswith(bitstream.START_CODE)
-        assert bitstream.has_sps(packet.data) == packet.keyframe == bitstream.is_keyframe(packet.data)
+        assert (
+            bitstream.has_sps(packet.data) == packet.keyframe == bitstream.is_keyframe(packet.data)
+        )
     assert elapsed > 25 / 25 * 0.9, "not paced at real time"
     now = time.time()
     assert all(now - 3 < p.captured <= now for p in packets)

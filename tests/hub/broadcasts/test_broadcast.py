@@ -20,6 +20,7 @@ from hub.broadcasts.service import BROADCASTS
 from hub.core.auth import TOKENS, Principal
 from hub.rooms.service import ROOM_MEDIA
 from tests.conftest import COUNTY, TOWN, VILLAGE, topology
+from tests.fixtures import people
 from tests.signaling.test_publish_peers import Publisher, Subscriber
 
 Client = TestClient[Any, Any]
@@ -33,39 +34,23 @@ def config() -> Any:
     return parse_config(data)
 
 
-class Member:
-    """One person over HTTP: joins, publishes (WHIP), watches (WHEP)."""
+class Member(people.Person):
+    """One person in a broadcast: joins, publishes (WHIP), watches (WHEP)."""
 
-    def __init__(self, client: Client, token: str, user: str) -> None:
-        self.client = client
-        self.user = user
-        self.headers = {"Authorization": f"Bearer {token}"}
+    def __init__(self, client: Client, token: str, user: str = "") -> None:
+        super().__init__(client, token, user)
         self.publisher: Publisher | None = None
         self.watching: dict[str, Subscriber] = {}
 
-    async def call(self, method: str, path: str, status: int = 200, **kw: Any) -> Any:
-        resp = await self.client.request(method, path, headers=self.headers, **kw)
-        body = await resp.text()
-        assert resp.status == status, f"{method} {path}: {resp.status} {body}"
-        return await resp.json() if resp.content_type == "application/json" else body
-
-    async def sdp(self, path: str, offer: str, status: int = 201) -> str:
-        resp = await self.client.post(
-            path, data=offer, headers={**self.headers, "Content-Type": "application/sdp"}
-        )
-        body = await resp.text()
-        assert resp.status == status, f"{path}: {resp.status} {body}"
-        return body
-
     async def publish(self, bid: str) -> None:
         self.publisher = Publisher()
-        answer = await self.sdp(f"/api/broadcasts/{bid}/publish", await self.publisher.offer())
+        answer, _ = await self.sdp(f"/api/broadcasts/{bid}/publish", await self.publisher.offer())
         await self.publisher.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
 
     async def watch(self, bid: str, user: str | None = None) -> Subscriber:
         sub = Subscriber()
         path = f"/api/broadcasts/{bid}/seats/{user}/whep" if user else f"/api/broadcasts/{bid}/whep"
-        answer = await self.sdp(path, await sub.offer())
+        answer, _ = await self.sdp(path, await sub.offer())
         await sub.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
         self.watching[user or "presenter"] = sub
         return sub
@@ -103,7 +88,7 @@ async def test_presenter_viewers_late_viewer_and_stage(
     async with ClientSession() as http:
         ws = await http.ws_connect(client.make_url(f"/ws?token={token('terminal', VILLAGE, 'v')}"))
         await ws.receive_json()  # hello
-        b = await presenter.call(
+        b = await presenter.req(
             "POST", "/api/broadcasts", 201, json={"title": "安全培训", "subtree": TOWN}
         )
         bid = b["id"]
@@ -111,14 +96,14 @@ async def test_presenter_viewers_late_viewer_and_stage(
         started = await ws.receive_json(timeout=5)
         assert started["topic"] == "broadcast.started" and started["data"]["id"] == bid
         try:
-            await presenter.call("POST", f"/api/broadcasts/{bid}/join")
+            await presenter.req("POST", f"/api/broadcasts/{bid}/join")
             await presenter.publish(bid)
             service = client.app[BROADCASTS]
             await wait_for(
                 lambda: bool(service.get(bid, _p(client, presenter)).to_json()["publications"])
             )
             for v in viewers:
-                await v.call("POST", f"/api/broadcasts/{bid}/join")
+                await v.req("POST", f"/api/broadcasts/{bid}/join")
                 await v.watch(bid)
             await asyncio.gather(*(v.watching["presenter"].wait(video=5, audio=5) for v in viewers))
             # a viewer may not publish, through this API or the room's
@@ -133,15 +118,15 @@ async def test_presenter_viewers_late_viewer_and_stage(
             media = client.app[ROOM_MEDIA]
             pub_id = service.get(bid, _p(client, presenter)).to_json()["publications"]["county-d"]
             assert media.publications.subscribers(pub_id) == len(viewers)
-            stats = await presenter.call("GET", f"/api/broadcasts/{bid}/stats")
+            stats = await presenter.req("GET", f"/api/broadcasts/{bid}/stats")
             assert sorted(x["user"] for x in stats["subscriptions"]) == sorted(
                 v.user for v in viewers
             )
             assert all(x["video_sent"] > 0 for x in stats["subscriptions"])
-            await viewers[0].call("GET", f"/api/broadcasts/{bid}/stats", 403)
+            await viewers[0].req("GET", f"/api/broadcasts/{bid}/stats", 403)
 
             # a late viewer starts at once (GOP cache or PLI)
-            await late.call("POST", f"/api/broadcasts/{bid}/join")
+            await late.req("POST", f"/api/broadcasts/{bid}/join")
             t0 = time.monotonic()
             sub = await late.watch(bid)
             await asyncio.wait_for(sub.first_frame, 5)
@@ -149,13 +134,13 @@ async def test_presenter_viewers_late_viewer_and_stage(
 
             # raise a hand, come on stage, everyone decodes the new speaker
             speaker = viewers[1]
-            await speaker.call("POST", f"/api/broadcasts/{bid}/hand", json={"up": True})
-            state = await presenter.call("GET", f"/api/broadcasts/{bid}")
+            await speaker.req("POST", f"/api/broadcasts/{bid}/hand", json={"up": True})
+            state = await presenter.req("GET", f"/api/broadcasts/{bid}")
             assert state["hands"] == ["village-t"]
-            await viewers[0].call(
+            await viewers[0].req(
                 "POST", f"/api/broadcasts/{bid}/stage", 403, json={"user": "village-t"}
             )
-            await presenter.call(
+            await presenter.req(
                 "POST", f"/api/broadcasts/{bid}/stage", json={"user": "village-t", "on": True}
             )
             await speaker.publish(bid)
@@ -170,13 +155,13 @@ async def test_presenter_viewers_late_viewer_and_stage(
             await asyncio.gather(*(m.watching["village-t"].wait(video=5) for m in others))
 
             # off stage: the publication ends for everyone
-            await presenter.call(
+            await presenter.req(
                 "POST", f"/api/broadcasts/{bid}/stage", json={"user": "village-t", "on": False}
             )
             await asyncio.gather(*(m.watching["village-t"].wait_ended({"video"}) for m in others))
             assert service.get(bid, _p(client, presenter)).room.seats["village-t"].present
 
-            await presenter.call("POST", f"/api/broadcasts/{bid}/end")
+            await presenter.req("POST", f"/api/broadcasts/{bid}/end")
             await wait_for(lambda: not media.publications.publications())
             async with asyncio.timeout(5):
                 while (await ws.receive_json())["topic"] != "broadcast.ended":

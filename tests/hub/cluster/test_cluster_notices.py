@@ -14,10 +14,11 @@ from hub.alerts.service import ALERTS
 from hub.cluster.service import CLUSTER, ClusterState
 from hub.notices.service import NOTICES
 from tests.conftest import COUNTY, OTHER_TOWN, TOWN, VILLAGE
+from tests.fixtures.people import WS, Person
 from tests.hub.calls.test_calls import OTHER_VILLAGE, TERMINALS, V2, V3
 from tests.hub.cluster.test_cluster import RedisProcess, free_port, redis_server, wait_for
 from tests.hub.cluster.test_cluster import pytestmark as needs_redis
-from tests.hub.cluster.test_cluster_shared import WS, Node, Person, nodes, online_at
+from tests.hub.cluster.test_cluster_shared import Node, nodes, online_at
 
 pytestmark = needs_redis
 
@@ -49,7 +50,7 @@ async def next_notice(ws: WS) -> dict[str, Any]:
 
 async def upload(person: Person, name: str, data: bytes, content_type: str) -> Any:
     headers = {**person.headers, "Content-Type": content_type}
-    resp = await person.node.post(
+    resp = await person.client.post(
         "/api/notices/attachments", params={"name": name}, data=data, headers=headers
     )
     assert resp.status == 201, await resp.text()

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from aiortc import RTCSessionDescription
@@ -28,6 +27,7 @@ from hub.core.tls import make_certificates
 from hub.petitions.service import PETITIONS
 from hub.rooms.model import ROOMS
 from tests.conftest import COUNTY, TOWN, VILLAGE
+from tests.fixtures.people import WS, Person
 from tests.hub.calls.test_calls import TERMINALS, V2, V3, dispatch_topology
 from tests.hub.cluster.test_cluster import RedisProcess, free_port, redis_server, wait_for
 from tests.hub.cluster.test_cluster import pytestmark as needs_redis
@@ -38,7 +38,6 @@ pytestmark = needs_redis
 __all__ = ["pytestmark", "redis_server"]  # shared with test_cluster: skip, the fixture
 
 Node = TestClient[Any, Any]
-WS = aiohttp.ClientWebSocketResponse
 
 
 def node_app(redis_url: str, node: str, port: int) -> Any:
@@ -77,39 +76,6 @@ async def nodes(redis_server: RedisProcess) -> AsyncIterator[tuple[Node, Node]]:
 def proxy(node: Node) -> ClusterProxy:
     found: ClusterProxy = node.app[CLUSTER_PROXY]
     return found
-
-
-class Person:
-    """Someone using one node's HTTP API."""
-
-    def __init__(self, node: Node, token: str) -> None:
-        self.node = node
-        self.token = token
-        self.headers = {"Authorization": f"Bearer {token}"}
-
-    def on(self, node: Node) -> Person:
-        return Person(node, self.token)
-
-    async def req(self, method: str, path: str, status: int = 200, **kw: Any) -> Any:
-        resp = await self.node.request(method, path, headers=self.headers, **kw)
-        text = await resp.text()
-        assert resp.status == status, f"{method} {path}: {resp.status} {text}"
-        return json.loads(text) if text else None
-
-    async def response(self, method: str, path: str, **kw: Any) -> aiohttp.ClientResponse:
-        return await self.node.request(method, path, headers=self.headers, **kw)
-
-    async def sdp(self, path: str, offer: str) -> tuple[str, str]:
-        headers = {**self.headers, "Content-Type": "application/sdp"}
-        resp = await self.node.post(path, data=offer, headers=headers)
-        body = await resp.text()
-        assert resp.status == 201, f"{path}: {resp.status} {body}"
-        return body, resp.headers["Location"]
-
-    async def ws(self) -> WS:
-        ws = await self.node.ws_connect(f"/ws?token={self.token}")
-        assert (await ws.receive_json(timeout=5))["type"] == "hello"
-        return ws
 
 
 async def next_event(ws: WS, topic: str, timeout: float = 10.0) -> dict[str, Any]:

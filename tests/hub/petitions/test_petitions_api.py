@@ -16,6 +16,7 @@ from hub.app import build_app
 from hub.core.audit import AUDIT
 from hub.core.events import EVENTS
 from tests.conftest import COUNTY, OTHER_TOWN, TOWN, VILLAGE, topology
+from tests.fixtures.people import Person
 
 Client = TestClient[Any, Any]
 OTHER_VILLAGE = "410922101203"
@@ -42,34 +43,17 @@ async def hub() -> AsyncIterator[Client]:
         yield c
 
 
-class As:
-    """One user's view of the API."""
-
-    def __init__(self, client: Client, headers: dict[str, str]) -> None:
-        self.client = client
-        self.headers = headers
-
-    async def req(self, method: str, path: str, status: int = 200, **kw: Any) -> Any:
-        resp = await self.client.request(method, path, headers=self.headers, **kw)
-        body = await resp.json()
-        assert resp.status == status, f"{method} {path}: {resp.status} {body}"
-        return body
-
-    async def post(self, path: str, status: int = 200, **body: Any) -> Any:
-        return await self.req("POST", path, status, json=body)
-
-
 Auth = Callable[..., dict[str, str]]
 
 
-def people(client: Client, auth: Auth) -> dict[str, As]:
+def people(client: Client, auth: Auth) -> dict[str, Person]:
     return {
-        "kiosk": As(client, auth("terminal", VILLAGE, "village-t")),
-        "west": As(client, auth("terminal", OTHER_VILLAGE, "west-t")),
-        "town": As(client, auth("receptionist", TOWN, "town-r")),
-        "other": As(client, auth("receptionist", OTHER_TOWN, "other-r")),
-        "county": As(client, auth("receptionist", COUNTY, "county-r")),
-        "mediator": As(client, auth("mediator", COUNTY, "county-m")),
+        "kiosk": Person.with_headers(client, auth("terminal", VILLAGE, "village-t")),
+        "west": Person.with_headers(client, auth("terminal", OTHER_VILLAGE, "west-t")),
+        "town": Person.with_headers(client, auth("receptionist", TOWN, "town-r")),
+        "other": Person.with_headers(client, auth("receptionist", OTHER_TOWN, "other-r")),
+        "county": Person.with_headers(client, auth("receptionist", COUNTY, "county-r")),
+        "mediator": Person.with_headers(client, auth("mediator", COUNTY, "county-m")),
     }
 
 
@@ -183,7 +167,7 @@ async def test_scope_township_receptionists_and_terminals(hub: Client, auth: Aut
     await p["town"].post("/api/petitions", 403, category="land", centre=OTHER_VILLAGE)
     made = await p["town"].post("/api/petitions", 201, category="land", centre=VILLAGE)
     assert made["origin_user"] == "town-r"
-    operator = As(hub, auth("operator", TOWN, "town-op"))
+    operator = Person.with_headers(hub, auth("operator", TOWN, "town-op"))
     await operator.req("GET", "/api/petitions", 403)
 
 
@@ -194,7 +178,7 @@ async def test_petitioner_link_opens_only_its_case(hub: Client, auth: Auth) -> N
     await p["kiosk"].post(f"/api/petitions/{code}/link", 403)
     link = await p["town"].post(f"/api/petitions/{code}/link", 201)
     assert link["user"] == f"petitioner:{code}" and link["token"] in link["url"]
-    me = As(hub, {"Authorization": f"Bearer {link['token']}"})
+    me = Person.with_headers(hub, {"Authorization": f"Bearer {link['token']}"})
     seen = await me.req("GET", f"/api/petitions/{code}")
     assert seen["position"] == 1 and "timeline" not in seen
     for path in (
@@ -224,7 +208,7 @@ async def test_petitioner_link_opens_only_its_case(hub: Client, auth: Auth) -> N
     fresh = await p["town"].post(f"/api/petitions/{code}/link", 201)
     stale = await me.req("GET", f"/api/petitions/{code}", 401)
     assert "no longer valid" in stale["error"]["message"]
-    await As(hub, {"Authorization": f"Bearer {fresh['token']}"}).req(
+    await Person.with_headers(hub, {"Authorization": f"Bearer {fresh['token']}"}).req(
         "GET", f"/api/petitions/{code}"
     )
     async with asyncio.timeout(5):

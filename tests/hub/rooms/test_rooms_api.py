@@ -16,6 +16,7 @@ from hub.app import build_app
 from hub.rooms.model import ROOMS
 from hub.rooms.service import ROOM_MEDIA
 from tests.conftest import COUNTY, TOWN, VILLAGE, topology
+from tests.fixtures import people
 from tests.fixtures.webrtc import WhepViewer
 from tests.signaling.test_publish_peers import Publisher, Subscriber
 
@@ -31,26 +32,13 @@ def config() -> Any:
     return parse_config(data)
 
 
-class Person:
-    def __init__(self, client: Client, token: str, user: str) -> None:
-        self.client = client
-        self.user = user
-        self.headers = {"Authorization": f"Bearer {token}"}
+class Person(people.Person):
+    """Someone in rooms: joins, publishes (WHIP), watches seats (WHEP)."""
+
+    def __init__(self, client: Client, token: str, user: str = "") -> None:
+        super().__init__(client, token, user)
         self.publisher: Publisher | None = None
         self.subscribers: dict[str, Subscriber] = {}
-
-    async def call(self, method: str, path: str, **kw: Any) -> Any:
-        resp = await self.client.request(method, path, headers=self.headers, **kw)
-        assert resp.status < 300, f"{method} {path}: {resp.status} {await resp.text()}"
-        return await resp.json()
-
-    async def sdp(self, path: str, offer: str) -> tuple[str, str]:
-        resp = await self.client.post(
-            path, data=offer, headers={**self.headers, "Content-Type": "application/sdp"}
-        )
-        body = await resp.text()
-        assert resp.status == 201, f"{path}: {resp.status} {body}"
-        return body, resp.headers["Location"]
 
     async def publish(self, room: str) -> None:
         self.publisher = Publisher()
