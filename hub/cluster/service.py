@@ -38,7 +38,6 @@ import contextlib
 import enum
 import json
 import logging
-import socket
 import time
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Iterable
@@ -52,6 +51,7 @@ from redis.exceptions import RedisError
 from config.schema import HubConfig
 from hub.cluster import redis_client
 from hub.cluster.sweep import CAMERA_REV, loads, room_meta, sweep
+from hub.core.cluster import node_identity
 from hub.core.events import Event, EventBus
 from streams.hooks import Hook
 from streams.tasks import TaskSet
@@ -136,12 +136,7 @@ class Cluster:
         self.url = cfg.url
         self.heartbeat = cfg.heartbeat
         self.node_ttl = cfg.node_ttl
-        port = config.http.port
-        self.node = NodeInfo(
-            cfg.node_id or f"{socket.gethostname()}-{port}",
-            cfg.advertise_url or _default_url(config),
-            time.time(),
-        )
+        self.node = NodeInfo(*node_identity(config), time.time())
         self.events = events
         self.state = ClusterState.OFF if self.url is None else ClusterState.CONNECTING
         self.peers: dict[str, NodeInfo] = {}  # other live nodes, as last seen
@@ -576,13 +571,6 @@ class Cluster:
 
 def _node_of(raw: object) -> str:
     return str(loads(raw).get("node", ""))
-
-
-def _default_url(config: HubConfig) -> str:
-    http = config.http
-    scheme = "https" if http.tls_cert else "http"
-    host = socket.gethostname() if http.host in ("0.0.0.0", "::", "") else http.host
-    return f"{scheme}://{host}:{http.port}"
 
 
 async def cluster_ctx(app: web.Application) -> AsyncIterator[None]:

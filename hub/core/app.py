@@ -17,6 +17,7 @@ from config.schema import HubConfig
 from hub.core.audit import AUDIT, AuditLog
 from hub.core.auth import TOKENS, USERS, TokenIssuer
 from hub.core.centres import CENTRES, CentreTree
+from hub.core.cluster import LINK, ClusterLink
 from hub.core.db import DB, Database
 from hub.core.events import EVENTS, EventBus
 from hub.core.presence import PRESENCE, Presence
@@ -32,6 +33,7 @@ def setup(app: web.Application, config: HubConfig) -> None:
     app[STARTED] = time.time()
     app[EVENTS] = EventBus()
     app[PRESENCE] = Presence(app[EVENTS], {u.name for u in config.users if u.duty})
+    app[LINK] = ClusterLink.single(config)  # the cluster add-on puts its own link here
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_webrtc_ctx)
 

@@ -122,9 +122,6 @@ class Presence:
         """Members connected at exactly this centre (to any hub node)."""
         return [m for m in self._everyone() if m.centre == centre]
 
-    def centre_online(self, centre: str) -> bool:
-        return bool(self.online_in(centre))
-
     def _everyone(self) -> list[Member]:
         here = self.local_online()
         if self.remote is None:

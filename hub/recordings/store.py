@@ -160,11 +160,6 @@ class RecordingIndex:
             marks = ",".join("?" * len(ids))
             await self.db.execute(f"DELETE FROM recording_segments WHERE id IN ({marks})", ids)
 
-    async def update_size(self, name: str, size: int) -> None:
-        await self.db.execute(
-            "UPDATE recording_segments SET bytes = ? WHERE name = ?", (size, name)
-        )
-
 
 def coverage(
     rows: list[SegmentRow], from_ms: int, to_ms: int, tolerance: int = GAP_TOLERANCE_MS

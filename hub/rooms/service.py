@@ -151,7 +151,7 @@ class SeatRecorder:
 
     `start` stops the seat's previous recording first (a republish, camera → screen share);
     `stop_seat` / `stop_room` end them; `close` stops every one still running. Stops asked from
-    a synchronous hook run as tasks owned here (`stop_seat_soon`, `stop_room_soon`)."""
+    a synchronous hook run as tasks owned here (`stop_room_soon`)."""
 
     def __init__(self, recorder: Recorder) -> None:
         self._recorder = recorder
@@ -187,9 +187,6 @@ class SeatRecorder:
         keys = [k for k in self._live if k[0] == room_id]
         await asyncio.gather(*(self._live.pop(k).stop() for k in keys))
         await self._tasks.close()  # stops are never cancelled: this waits for them
-
-    def stop_seat_soon(self, room_id: str, user: str) -> None:
-        self._tasks.spawn(self.stop_seat(room_id, user), cancellable=False)
 
     def stop_room_soon(self, room_id: str) -> None:
         for key in [k for k in self._live if k[0] == room_id]:
