@@ -145,6 +145,16 @@ async def test_ack_records_who_and_when_once(alerts: Alerts, bus: EventBus) -> N
     assert stored is not None and stored.acked_by == "op"
 
 
+async def test_concurrent_acks_acknowledge_once(alerts: Alerts, bus: EventBus) -> None:
+    alert = await alerts.raise_alert(AlertKind.MOTION, "town-cam", TOWN)
+    sub = bus.subscribe("watcher", TOWN)
+    results = await asyncio.gather(*(alerts.ack(alert.id, f"op{i}") for i in range(5)))
+    assert sum(changed for _, changed in results) == 1
+    winner = next(a.acked_by for a, changed in results if changed)
+    assert {a.acked_by for a, _ in results} == {winner}
+    assert len(drain(sub, "alert.acked")) == 1
+
+
 async def test_ack_of_an_unknown_alert_raises_key_error(alerts: Alerts, bus: EventBus) -> None:
     sub = bus.subscribe("watcher", "")
     with pytest.raises(KeyError):
@@ -341,6 +351,24 @@ async def test_foreign_events_are_dropped_when_the_queue_is_full(
         while alerts.dropped == 0:
             await asyncio.sleep(0.01)
     assert alerts.dropped == 1 and await alerts.list("") == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: the foreign-alert listener reads every topic of the bus through one "
+    "256-event subscription (hub/alerts/service.py:175); in a burst of other events an "
+    "alert.raised is evicted (counted only in the subscription's `lagged`): the alert is "
+    "neither stored nor counted in `Alerts.dropped`",
+)
+async def test_a_foreign_alert_in_a_burst_is_stored_or_counted(
+    alerts: Alerts, bus: EventBus
+) -> None:
+    bus.publish("alert.raised", COUNTY, {"kind": "disk_full", "free_bytes": 1})
+    for i in range(300):  # e.g. presence of a village network coming back, in one go
+        bus.publish("presence", TOWN, {"user": f"t{i}", "status": "online"})
+    await settle()
+    stored = await alerts.list("")
+    assert len(stored) == 1 or alerts.dropped == 1
 
 
 async def test_close_stops_listening_for_foreign_events(db: Database, bus: EventBus) -> None:
