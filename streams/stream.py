@@ -107,6 +107,7 @@ class Stream:
         self._frame_ticks = CLOCK_RATE // 25
         # counters
         self.connects = 0
+        self.attempt = 0  # connection attempts of this pull that failed so far (0: the first)
         self.reconnects = 0
         self.last_error = ""
         self.online_since = 0.0
@@ -220,6 +221,7 @@ class Stream:
     async def _supervise(self) -> None:
         attempt = 0
         while True:
+            self.attempt = attempt  # before the state change: its listeners read it
             self._set_state(StreamState.CONNECTING)
             self._new_session = True
             started = time.monotonic()

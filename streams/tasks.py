@@ -35,9 +35,8 @@ class TaskSet:
 
     def _report(self, task: asyncio.Task[Any]) -> None:
         if not task.cancelled() and task.exception() is not None:
-            self._log.error(
-                "%s: task %s failed", self.name, task.get_name(), exc_info=task.exception()
-            )
+            err = task.exception()
+            self._log.error("%s: task %s failed: %r", self.name, task.get_name(), err, exc_info=err)
 
     def __len__(self) -> int:
         return len(self._cancellable) + len(self._protected)

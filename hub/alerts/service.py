@@ -22,7 +22,6 @@ the lists; the routes of one alert are forwarded to its owner.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import enum
 import json
@@ -37,7 +36,8 @@ from aiohttp import web
 
 from hub.core.centres import like
 from hub.core.db import Database
-from hub.core.events import EventBus
+from hub.core.events import Event, EventBus
+from streams.hooks import Connection
 from streams.tasks import TaskSet
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ class Alerts:
         self._ids = ids  # a hub cluster: (highest local id) → the next id, None when away
         self._numbering = asyncio.Lock()  # a cluster id and its insert, one alert at a time
         self._tasks = TaskSet("alerts", log)  # alerts being stored: awaited at close
-        self._listener: asyncio.Task[None] | None = None
+        self._tapped: Connection | None = None
         self.raised = 0
         self.dropped = 0
 
@@ -174,14 +174,13 @@ class Alerts:
         if self._owner is not None:
             rows = await self.db.fetchall("SELECT id FROM alerts")
             self._owner.claim_many("alert", (str(r["id"]) for r in rows))
-        sub = self.events.subscribe("zzhub:alerts", "", maxsize=256)
-        self._listener = asyncio.get_running_loop().create_task(self._store_foreign(sub))
+        # alerts raised by other components (an `alert.raised` event without an id): seen as
+        # they are published, none lost to a lagging queue; past MAX_PENDING they are counted
+        self._tapped = self.events.taps.connect(self._store_foreign)
 
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+        if self._tapped is not None:
+            self._tapped.disconnect()
         await self._tasks.close()  # alerts being stored finish (each is one quick insert)
 
     async def raise_alert(
@@ -243,20 +242,13 @@ class Alerts:
             return
         self._tasks.spawn(work, cancellable=False)
 
-    async def _store_foreign(self, sub: Any) -> None:
-        try:
-            while True:
-                event = await sub.get()
-                if event.topic != "alert.raised" or "id" in event.data:
-                    continue
-                data = dict(event.data)
-                kind = str(data.pop("kind", "other"))
-                camera = data.pop("camera", None)
-                self.submit(
-                    self.raise_alert(kind, camera, event.centre, data, at=event.at, publish=False)
-                )
-        finally:
-            sub.close()
+    def _store_foreign(self, event: Event) -> None:
+        if event.topic != "alert.raised" or "id" in event.data or event.to_users:
+            return
+        data = dict(event.data)
+        kind = str(data.pop("kind", "other"))
+        camera = data.pop("camera", None)
+        self.submit(self.raise_alert(kind, camera, event.centre, data, at=event.at, publish=False))
 
     async def get(self, alert_id: int) -> Alert | None:
         row = await self.db.fetchone(f"SELECT {COLUMNS} FROM alerts WHERE id = ?", (alert_id,))

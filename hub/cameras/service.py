@@ -59,8 +59,8 @@ class Camera:
             return "online"
         if state is StreamState.IDLE:
             return "idle"
-        if state is StreamState.CONNECTING and self.stream.connects <= 1:
-            return "idle"  # first connection attempt under way
+        if state is StreamState.CONNECTING and self.stream.attempt == 0:
+            return "idle"  # the first connection attempt of this pull is under way
         return "offline"
 
     def to_json(self) -> dict[str, object]:

@@ -108,7 +108,7 @@ def targets(p: Principal, tree: CentreTree, body: dict[str, Any]) -> list[str]:
     centres, subtree, level = body.get("centres"), body.get("subtree"), body.get("level")
     if (centres is None) == (subtree is None):
         raise Invalid("give either centres (a list of codes) or subtree (one code)")
-    if level is not None and level not in {str(v) for v in Level}:
+    if level is not None and (not isinstance(level, str) or level not in {str(v) for v in Level}):
         raise Invalid("level must be county, township or village")
     if centres is not None:
         if not isinstance(centres, list) or not centres:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import math
 import sqlite3
 from collections.abc import Callable
 
@@ -71,9 +72,13 @@ def parse_time(value: str | None, *, end: bool = False) -> float | None:
     if not value:
         return None
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(seconds):
+            raise Invalid(f"{value!r} is not a date, a date-time or epoch seconds")
+        return seconds
     try:
         if len(value) == 10:
             day = dt.datetime.combine(dt.date.fromisoformat(value), dt.time())

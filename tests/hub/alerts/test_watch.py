@@ -98,10 +98,10 @@ async def rig(alerts: Alerts) -> AsyncIterator[Rig]:
         await r.close()
 
 
-def drive(cam: Camera, state: StreamState, *, connects: int | None = None) -> None:
-    """Move the camera's stream to `state` as its pull loop would."""
-    if connects is not None:
-        cam.stream.connects = connects
+def drive(cam: Camera, state: StreamState, *, attempt: int | None = None) -> None:
+    """As the pull loop does: `attempt` (failed attempts of this pull) set before the state."""
+    if attempt is not None:
+        cam.stream.attempt = attempt
     cam.stream._set_state(state)
 
 
@@ -135,7 +135,7 @@ async def test_offline_then_online_alerts(rig: Rig, monkeypatch: pytest.MonkeyPa
     rig.watch.start()
     cam = rig.cam("gate")
     fake_snapshot(cam, monkeypatch, JPEG)
-    drive(cam, StreamState.CONNECTING, connects=1)  # first attempt: still "idle", no alert
+    drive(cam, StreamState.CONNECTING, attempt=0)  # first attempt: still "idle", no alert
     await settle()
     assert await rig.alerts.list("") == []
     cam.stream.last_error = "connection refused"
@@ -159,8 +159,8 @@ async def test_retrying_while_offline_raises_one_offline_alert(rig: Rig) -> None
     cam = rig.cam("gate")
     drive(cam, StreamState.OFFLINE)
     await wait_alerts(rig.alerts, 1)
-    for attempt in range(2, 6):  # reconnect attempts: CONNECTING counts as offline past the 1st
-        drive(cam, StreamState.CONNECTING, connects=attempt)
+    for attempt in range(1, 5):  # reconnect attempts: CONNECTING counts as offline past the 1st
+        drive(cam, StreamState.CONNECTING, attempt=attempt)
         drive(cam, StreamState.OFFLINE)
     await settle()
     [only] = await rig.alerts.list("")
@@ -170,7 +170,7 @@ async def test_retrying_while_offline_raises_one_offline_alert(rig: Rig) -> None
 async def test_online_without_being_down_raises_nothing(rig: Rig) -> None:
     rig.watch.start()
     cam = rig.cam("gate")
-    drive(cam, StreamState.CONNECTING, connects=1)
+    drive(cam, StreamState.CONNECTING, attempt=0)
     drive(cam, StreamState.ONLINE)
     drive(cam, StreamState.IDLE)  # nobody watching: stopped, not offline
     drive(cam, StreamState.ONLINE)
@@ -178,22 +178,14 @@ async def test_online_without_being_down_raises_nothing(rig: Rig) -> None:
     assert await rig.alerts.list("") == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Camera.status() (hub/cameras/service.py:61) treats CONNECTING as 'idle' only "
-    "while the camera's lifetime `connects` counter is <= 1; the pull loop sets CONNECTING "
-    "before counting (streams/stream.py:220-223), so from the third on-demand session on a "
-    "healthy camera starting up reads 'offline' and AlertWatch raises camera_offline",
-)
 async def test_an_on_demand_camera_starting_again_is_not_offline(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rig.watch.start()
     cam = rig.cam("gate")
     fake_snapshot(cam, monkeypatch, JPEG)
-    for session in range(3):  # viewers come and go: pulled, online, stopped after the linger
-        drive(cam, StreamState.CONNECTING, connects=session)  # as _supervise: before counting
-        cam.stream.connects = session + 1
+    for _pull in range(3):  # viewers come and go: pulled, online, stopped after the linger
+        drive(cam, StreamState.CONNECTING, attempt=0)  # each pull starts with a first attempt
         drive(cam, StreamState.ONLINE)
         drive(cam, StreamState.IDLE)
     await settle()

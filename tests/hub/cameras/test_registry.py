@@ -42,9 +42,10 @@ def camera(registry: CameraRegistry, camera_id: str) -> Camera:
     return cam
 
 
-def drive(cam: Camera, state: StreamState, *, connects: int | None = None) -> None:
-    if connects is not None:
-        cam.stream.connects = connects
+def drive(cam: Camera, state: StreamState, *, attempt: int | None = None) -> None:
+    """As the pull loop does: `attempt` (failed attempts of this pull) set before the state."""
+    if attempt is not None:
+        cam.stream.attempt = attempt
     cam.stream._set_state(state)
 
 
@@ -244,12 +245,11 @@ async def test_on_status_emits_camera_old_new_once_per_change(registry: CameraRe
     heard: list[tuple[str, str, str]] = []
     registry.on_status.connect(lambda cam, old, new: heard.append((cam.id, old, new)))
     cam = camera(registry, "town-cam")
-    drive(cam, StreamState.CONNECTING, connects=0)  # first attempt: still idle
+    drive(cam, StreamState.CONNECTING, attempt=0)  # first attempt: still idle
     assert heard == []
-    cam.stream.connects = 1
     drive(cam, StreamState.ONLINE)
     drive(cam, StreamState.OFFLINE)
-    drive(cam, StreamState.CONNECTING, connects=2)  # a retry: still offline
+    drive(cam, StreamState.CONNECTING, attempt=1)  # a retry: still offline
     drive(cam, StreamState.OFFLINE)
     drive(cam, StreamState.ONLINE)
     drive(cam, StreamState.IDLE)
@@ -314,13 +314,6 @@ async def test_status_changes_are_per_camera(registry: CameraRegistry) -> None:
     assert camera(registry, "other-cam").status() == "offline"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Camera.status() (hub/cameras/service.py:61) reads CONNECTING as 'idle' only "
-    "while the lifetime `connects` counter is <= 1, and Stream._supervise sets CONNECTING "
-    "before counting (streams/stream.py:220-223): the 3rd on-demand pull of a healthy camera "
-    "emits idle→offline→online",
-)
 async def test_a_healthy_on_demand_camera_never_reads_offline() -> None:
     registry = CameraRegistry(parse_config(topology(streams={"linger": 0.05})))
     heard: list[tuple[str, str]] = []
@@ -343,18 +336,18 @@ def test_status_maps_the_stream_state() -> None:
     config = CameraConfig(id="c", name="c", url=f"synthetic://c?{SMALL}")
     cam = Camera(config, TOWN, Stream("c", config.url))
     assert cam.status() == "idle"
-    cases = [
+    cases = [  # (state, failed attempts of this pull, status)
         (StreamState.CONNECTING, 0, "idle"),
-        (StreamState.CONNECTING, 1, "idle"),
-        (StreamState.ONLINE, 1, "online"),
-        (StreamState.OFFLINE, 1, "offline"),
-        (StreamState.CONNECTING, 2, "offline"),
-        (StreamState.IDLE, 2, "idle"),
+        (StreamState.ONLINE, 0, "online"),
+        (StreamState.OFFLINE, 0, "offline"),
+        (StreamState.CONNECTING, 1, "offline"),
+        (StreamState.IDLE, 1, "idle"),
+        (StreamState.CONNECTING, 0, "idle"),  # pulled again later: a first attempt again
     ]
-    for state, connects, status in cases:
-        cam.stream.connects = connects
+    for state, attempt, status in cases:
+        cam.stream.attempt = attempt
         cam.stream._set_state(state)
-        assert cam.status() == status, (state, connects)
+        assert cam.status() == status, (state, attempt)
 
 
 def registry_of(cams: list[dict[str, Any]]) -> CameraRegistry:

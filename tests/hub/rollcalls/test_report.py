@@ -172,12 +172,6 @@ def test_parse_time_refuses_garbage(value: str) -> None:
         parse_time(value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: parse_time accepts float('nan') / float('inf') as epoch seconds "
-    "(hub/rollcalls/report.py:74); /api/rollcalls/summary?from=nan then echoes NaN in its "
-    "JSON (not valid JSON) and matches nothing, instead of a 400",
-)
 @pytest.mark.parametrize("value", ["nan", "inf", "-Infinity"])
 def test_parse_time_refuses_non_finite_numbers(value: str) -> None:
     with pytest.raises(Invalid):
