@@ -19,7 +19,7 @@ from hub.core.centres import CENTRES
 from hub.core.cluster import link_of
 from hub.core.errors import Forbidden, Invalid, NotFound
 from hub.http.lists import mark
-from hub.http.request import read_json
+from hub.http.request import id_of, query_int, read_json
 from hub.http.routes import owned
 
 ACK_ROLES = {Role.OPERATOR, Role.ADMIN, Role.DISPATCHER}
@@ -29,7 +29,8 @@ MAX_LIMIT = 500
 async def _visible_alert(request: web.Request) -> Alert:
     p = principal(request)
     raw = request.match_info["alert"]
-    alert = await request.app[ALERTS].get(int(raw)) if raw.isdigit() else None
+    alert_id = id_of(raw)
+    alert = await request.app[ALERTS].get(alert_id) if alert_id is not None else None
     if alert is None or not p.can_see(alert.centre):
         raise NotFound(f"no alert {raw!r} in your scope")
     return alert
@@ -44,10 +45,7 @@ async def list_alerts(request: web.Request) -> web.Response:
     centre = q.get("centre") or None
     if centre is not None and not p.can_see(centre):
         raise Forbidden(f"centre {centre} is outside your scope")
-    try:
-        limit = max(1, min(MAX_LIMIT, int(q.get("limit", "100"))))
-    except ValueError:
-        raise Invalid("limit must be a number") from None
+    limit = query_int(request, "limit", 100, 1, MAX_LIMIT)
     alerts = await request.app[ALERTS].list(
         p.centre, status=status, camera=q.get("camera") or None, centre=centre, limit=limit
     )
@@ -103,7 +101,7 @@ async def raise_alert(request: web.Request) -> web.Response:
         raise Forbidden("only admins raise alerts by hand")
     body = await read_json(request)
     kind, camera = body.get("kind"), body.get("camera")
-    if kind not in {k.value for k in AlertKind}:
+    if not isinstance(kind, str) or kind not in {k.value for k in AlertKind}:
         raise Invalid(f"kind must be one of {', '.join(k.value for k in AlertKind)}")
     details = body.get("details", {})
     if not isinstance(details, dict):

@@ -25,9 +25,9 @@ from hub.http.lists import (
     merged_page,
     with_peers,
 )
-from hub.http.request import NoData, paging, parse_body
+from hub.http.request import paging, parse_body
 from hub.http.routes import owned
-from hub.http.ws import WS, Request, WsClient
+from hub.http.ws import WS, NoData, Request, WsClient
 
 R = TypeVar("R", bound=Request)
 

@@ -11,7 +11,7 @@ from config.schema import Role
 from hub.core.auth import principal
 from hub.core.errors import Forbidden, Invalid, NotFound
 from hub.duty.service import DUTY
-from hub.http.request import read_json
+from hub.http.request import id_of, read_json
 
 SUPERVISORS = {Role.ADMIN, Role.DISPATCHER}
 REPORT_ROLES = {Role.ADMIN, Role.DISPATCHER, Role.OPERATOR}
@@ -19,9 +19,10 @@ REPORT_ROLES = {Role.ADMIN, Role.DISPATCHER, Role.OPERATOR}
 
 def _check_id(request: web.Request) -> int:
     raw = request.match_info["check"]
-    if not raw.isdigit():
+    check_id = id_of(raw)
+    if check_id is None:
         raise NotFound(f"no duty check {raw!r}")
-    return int(raw)
+    return check_id
 
 
 async def answer(request: web.Request) -> web.Response:

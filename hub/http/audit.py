@@ -7,7 +7,8 @@ from aiohttp import web
 from config.schema import Role
 from hub.core.audit import AUDIT
 from hub.core.auth import principal
-from hub.core.errors import Forbidden, Invalid
+from hub.core.errors import Forbidden
+from hub.http.request import query_int
 
 MAX_LIMIT = 1000
 
@@ -17,11 +18,8 @@ async def list_audit(request: web.Request) -> web.Response:
     if p.role is not Role.ADMIN:
         raise Forbidden("the audit log is for admins")
     q = request.query
-    try:
-        limit = max(1, min(MAX_LIMIT, int(q.get("limit", "100"))))
-        before = int(q["before"]) if q.get("before") else None
-    except ValueError:
-        raise Invalid("limit and before must be numbers") from None
+    limit = query_int(request, "limit", 100, 1, MAX_LIMIT)
+    before = query_int(request, "before", 0, 1, 2**62) or None
     rows = await request.app[AUDIT].rows(
         p.centre,
         limit=limit,

@@ -4,7 +4,8 @@ paging, SDP offers."""
 from __future__ import annotations
 
 import json
-from typing import TypeVar
+import re
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -16,17 +17,79 @@ from hub.core.errors import (
 from hub.http.lists import (
     max_per_page,
 )
-from hub.http.ws import Request
+
+# a whole number as the API takes it: ASCII digits only (str.isdigit() also takes "²", which
+# int() refuses), at most 18 of them (SQLite integers are 64-bit)
+_INT = re.compile(r"-?[0-9]{1,18}")
+
+
+def id_of(raw: str) -> int | None:
+    """A numeric id from a path segment; None when it is not one (the caller answers 404)."""
+    return int(raw) if _INT.fullmatch(raw) and not raw.startswith("-") else None
+
+
+def int_of(raw: str, name: str, lo: int, hi: int) -> int:
+    """`raw` as a whole number within [lo, hi]; `Invalid` naming `name` otherwise."""
+    if not _INT.fullmatch(raw):
+        raise Invalid(f"{name} must be a whole number")
+    value = int(raw)
+    if not lo <= value <= hi:
+        raise Invalid(f"{name} must be between {lo} and {hi}")
+    return value
+
+
+def query_int(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query.get(name)
+    return default if raw is None or raw == "" else int_of(raw, name, lo, hi)
+
+
+MAX_DEPTH = 32  # nesting of a JSON body or WebSocket frame
+
+
+def decode_json(raw: bytes | str, what: str = "body") -> Any:
+    """JSON as the API takes it: valid, nested at most MAX_DEPTH deep, its strings valid
+    Unicode (no lone surrogates, which could never be stored or sent back); `Invalid` saying
+    which rule failed otherwise."""
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        raise Invalid(f"{what} is nested too deeply (at most {MAX_DEPTH} levels)") from None
+    except ValueError:
+        raise Invalid(f"{what} is not valid JSON") from None
+    check_json(value, what)
+    return value
+
+
+def check_json(value: Any, what: str = "body") -> None:
+    """`Invalid` unless decoded JSON is nested at most MAX_DEPTH deep and all its text is
+    valid Unicode."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            _text(item, what)
+        elif isinstance(item, dict | list):
+            if depth > MAX_DEPTH:
+                raise Invalid(f"{what} is nested too deeply (at most {MAX_DEPTH} levels)")
+            if isinstance(item, dict):
+                for key, v in item.items():
+                    _text(key, what)
+                    stack.append((v, depth + 1))
+            else:
+                stack.extend((v, depth + 1) for v in item)
+
+
+def _text(s: str, what: str) -> None:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Invalid(f"{what} holds text that is not valid Unicode (a lone surrogate)") from None
 
 
 async def read_json(request: web.Request) -> dict[str, object]:
     if request.content_type != "application/json":
         raise Unsupported("expected Content-Type: application/json")
-    raw = await request.read()
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise Invalid("body is not valid JSON") from None
+    body = decode_json(await request.read())
     if not isinstance(body, dict):
         raise Invalid("body must be a JSON object")
     return body
@@ -36,10 +99,6 @@ M = TypeVar("M", bound=BaseModel)
 
 
 MAX_PER_PAGE = 100
-
-
-class NoData(Request):
-    pass
 
 
 # -- shared helpers ------------------------------------------------------------------------
@@ -58,14 +117,9 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
 
 
 def paging(request: web.Request) -> tuple[int, int]:
-    try:
-        page = int(request.query.get("page", "1"))
-        per_page = int(request.query.get("per_page", "20"))
-    except ValueError:
-        raise Invalid("page and per_page must be whole numbers") from None
     most = max_per_page(request, MAX_PER_PAGE)  # more for a peer merging its list (cluster)
-    if page < 1 or not 1 <= per_page <= most:
-        raise Invalid(f"page must be >= 1 and per_page between 1 and {most}")
+    page = query_int(request, "page", 1, 1, 1_000_000)
+    per_page = query_int(request, "per_page", 20, 1, most)
     return page, per_page
 
 

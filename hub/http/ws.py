@@ -29,9 +29,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hub.core.auth import Principal, principal
 from hub.core.cluster import link_of
-from hub.core.errors import HubError
+from hub.core.errors import (
+    HubError,
+    Invalid,
+)
 from hub.core.events import EVENTS, Event, EventBus
 from hub.core.presence import PRESENCE, Presence, Status
+from hub.http.request import check_json
 from streams.hooks import Hook
 
 log = logging.getLogger(__name__)
@@ -129,7 +133,12 @@ class WsClient:
 
 
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # text that is not Unicode (a lone surrogate): escape it
+        text = json.dumps(obj, separators=(",", ":"))
+    return text
 
 
 Handler = Callable[[WsClient, Any], Awaitable[dict[str, Any] | list[Any] | None]]
@@ -189,11 +198,16 @@ class WsRouter:
     async def dispatch(self, client: WsClient, raw: str) -> None:
         try:
             decoded = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             await client.send(_error(None, "bad_json", "frame is not valid JSON"))
             return
         re = decoded.get("id") if isinstance(decoded, dict) else None
-        re = re if isinstance(re, str) and len(re) <= 64 else None
+        re = re if isinstance(re, str) and len(re) <= 64 and re.isprintable() else None
+        try:
+            check_json(decoded, "frame")
+        except Invalid as err:
+            await client.send(_error(re, "bad_message", err.message))
+            return
         try:
             envelope = Envelope.model_validate(decoded)
         except ValidationError as err:
@@ -337,3 +351,7 @@ def register_builtin(router: WsRouter, presence: Presence) -> None:
 
 
 WS = web.AppKey("ws", WsRouter)
+
+
+class NoData(Request):
+    """A request that carries no data (`call.pending`, `rollcall.pending`)."""

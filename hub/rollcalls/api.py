@@ -17,9 +17,9 @@ from hub.core.cluster import link_of
 from hub.core.errors import Conflict, Forbidden, Invalid, NotFound, Unsupported
 from hub.core.scopes import rollcall_targets
 from hub.http.lists import merged_list, merged_page, with_peers
-from hub.http.request import NoData, paging, parse_body
+from hub.http.request import paging, parse_body
 from hub.http.routes import owned
-from hub.http.ws import WS, Request, WsClient
+from hub.http.ws import WS, NoData, Request, WsClient
 from hub.rollcalls.model import RollCall
 from hub.rollcalls.report import ledger_csv, parse_time, summary
 from hub.rollcalls.service import ROLLCALLS
