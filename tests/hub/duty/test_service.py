@@ -92,7 +92,7 @@ async def test_ask_stores_a_pending_check_and_prompts_that_user_alone(
     assert drain(colleague, "duty.check") == []
 
 
-@pytest.mark.parametrize(("within", "minutes"), [(20, 1), (59, 1), (90, 2), (300, 5), (600, 10)])
+@pytest.mark.parametrize(("within", "minutes"), [(60, 1), (150, 2), (300, 5), (600, 10)])
 async def test_the_prompt_names_whole_minutes(
     make: DutyMaker, bus: EventBus, within: float, minutes: int
 ) -> None:
@@ -101,6 +101,23 @@ async def test_the_prompt_names_whole_minutes(
     await duty.ask("county-op", asked_by="disp")
     [prompt] = drain(me, "duty.check")
     assert f"请在 {minutes} 分钟内" in prompt.data["message"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: the duty.check message rounds answer_within to the nearest minute "
+    "(round(90 / 60) = 2), promising more time than the deadline gives; an answer made "
+    "within the promised time is then refused as late (hub/duty/service.py)",
+)
+async def test_the_prompt_never_promises_more_time_than_the_deadline(
+    make: DutyMaker, bus: EventBus
+) -> None:
+    duty = await make(answer_within=90)
+    me = bus.subscribe("county-op", COUNTY)
+    check = await duty.ask("county-op", asked_by="disp")
+    [prompt] = drain(me, "duty.check")
+    promised = int(prompt.data["message"].split("请在 ")[1].split(" 分钟")[0]) * 60
+    assert check.asked_at + promised <= check.deadline
 
 
 async def test_asking_an_unknown_user_is_not_found(make: DutyMaker) -> None:
