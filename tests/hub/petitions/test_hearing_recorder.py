@@ -10,7 +10,7 @@ import pytest
 
 from config.schema import Role
 from hub.core.events import EventBus
-from hub.petitions.hearing import HearingRecorder, Recording, track_name
+from hub.petitions.hearing import HearingRecorder, track_name
 from hub.petitions.model import Category, Outcome
 from hub.rooms.model import Room, RoomKind, Rooms, Seat
 from signaling.publish import Publication
@@ -30,18 +30,25 @@ class FakeRecording:
 
 
 class Recorder:
-    """A fake `record` callable: what `record_room` would have been asked."""
+    """A fake recorder: what `record_room` would have been asked. Callable as the `record`
+    function `HearingRecorder` takes, and with the recordings service's `record_room` shape
+    too (the seat recorder of `hub.rooms.service` on the main branch calls that)."""
 
     def __init__(self, delay: float = 0.0) -> None:
         self.calls: list[tuple[object, str, str, str]] = []
         self.made: list[FakeRecording] = []
         self.delay = delay
 
-    async def __call__(self, relay: Relay, tag: str, track: str, centre: str) -> Recording:
+    async def __call__(self, relay: Relay, tag: str, track: str, centre: str) -> FakeRecording:
         self.calls.append((relay, tag, track, centre))
         recording = FakeRecording(tag, track, self.delay)
         self.made.append(recording)
         return recording
+
+    async def record_room(
+        self, relay: Relay, *, tag: str, track: str, centre: str
+    ) -> FakeRecording:
+        return await self(relay, tag, track, centre)
 
 
 class FakePublication:
