@@ -3,6 +3,7 @@ each move leaves, queue routing, hearing rooms, restarts, SLA counts and who may
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from typing import Any, cast
 
@@ -557,3 +558,30 @@ async def test_scoped_list(make: Maker) -> None:
         await codes(Principal("town-op", Role.OPERATOR, TOWN))
     with pytest.raises(Invalid, match="status must be one of"):
         await codes(DESK, "lost")
+
+
+# -- concurrency: one lock serialises the moves -------------------------------------------
+async def test_two_desks_accepting_at_once_one_wins(make: Maker, bus: EventBus) -> None:
+    rooms = Rooms(bus)
+    petitions = await make(rooms=rooms)
+    case = await petitions.create(KIOSK, VILLAGE, Category.LAND, False, "")
+    results = await asyncio.gather(
+        petitions.accept(case.code, DESK),
+        petitions.accept(case.code, COUNTY_DESK),
+        return_exceptions=True,
+    )
+    won = [r for r in results if isinstance(r, Case)]
+    lost = [r for r in results if isinstance(r, Conflict)]
+    assert len(won) == 1 and len(lost) == 1 and lost[0].code == "illegal_transition"
+    assert [r.id for r in rooms.active()] == [won[0].room]  # the loser opened no room
+    timeline = await petitions.store.timeline(case.code)
+    assert [e.action for e in timeline].count("accept") == 1
+
+
+async def test_concurrent_requests_get_consecutive_codes(petitions: Petitions) -> None:
+    cases = await asyncio.gather(
+        *(petitions.create(KIOSK, VILLAGE, Category.OTHER, False, str(i)) for i in range(12))
+    )
+    numbers = sorted(int(c.code.rsplit("-", 1)[1]) for c in cases)
+    assert numbers == list(range(1, 13))
+    assert len(set(await petitions.store.codes())) == 12
