@@ -4,6 +4,7 @@ sender, events, and the attendance report and CSV built from the ledger."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import time
@@ -113,7 +114,8 @@ def last(sub: Subscription, topic: str) -> Event:
 
 async def settle(broadcasts: Broadcasts) -> None:
     while broadcasts._tasks:
-        await next(iter(broadcasts._tasks))
+        await asyncio.gather(*list(broadcasts._tasks), return_exceptions=True)
+        await asyncio.sleep(0)  # let the done callbacks take them out of the set
 
 
 async def started(world: World) -> Broadcast:

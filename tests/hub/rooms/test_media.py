@@ -83,6 +83,7 @@ class Setup:
     async def settle(self) -> None:
         while self.media._tasks:
             await asyncio.gather(*list(self.media._tasks))
+            await asyncio.sleep(0)  # let the done callbacks take them out of the set
 
 
 @pytest.fixture
