@@ -302,7 +302,8 @@ PETITION_CATEGORIES = (
     "labour",
     "other",
 )
-DEADLINE_RE = re.compile(r"^(\d+(\.\d+)?)(h|wd)$")
+# hours may be fractional ("1.5h"); working days are whole days ("3wd")
+DEADLINE_RE = re.compile(r"^(\d+(\.\d+)?)(h)$|^(\d+)()(wd)$")
 
 
 class PetitionsConfig(Strict):

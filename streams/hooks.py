@@ -26,16 +26,16 @@ P = ParamSpec("P")
 class Connection:
     """What `Hook.connect` hands back; `disconnect()` removes the listener."""
 
-    __slots__ = ("_hook", "_listener")
+    __slots__ = ("_hook", "listener")
 
     def __init__(self, hook: Hook[Any], listener: Callable[..., Any]) -> None:
         self._hook: Hook[Any] | None = hook
-        self._listener = listener
+        self.listener = listener
 
     def disconnect(self) -> None:
         hook, self._hook = self._hook, None
         if hook is not None:
-            hook._remove(self._listener)
+            hook._remove(self)
 
     @property
     def connected(self) -> bool:
@@ -47,23 +47,24 @@ class Hook(Generic[P]):
 
     def __init__(self, name: str = "") -> None:
         self.name = name
-        self._listeners: list[Callable[P, Any]] = []
+        self._listeners: list[Connection] = []  # in the order they connected
 
     def connect(self, listener: Callable[P, Any]) -> Connection:
-        self._listeners.append(listener)
-        return Connection(self, listener)
+        connection = Connection(self, listener)
+        self._listeners.append(connection)
+        return connection
 
-    def _remove(self, listener: Callable[..., Any]) -> None:
+    def _remove(self, connection: Connection) -> None:
         for i, known in enumerate(self._listeners):
-            if known is listener:
+            if known is connection:  # its own entry, even if the listener is connected twice
                 del self._listeners[i]
                 return
 
     def emit(self, *args: P.args, **kwargs: P.kwargs) -> list[Any]:
         results: list[Any] = []
-        for listener in list(self._listeners):
+        for connection in list(self._listeners):
             try:
-                results.append(listener(*args, **kwargs))
+                results.append(connection.listener(*args, **kwargs))
             except Exception:
                 log.exception("a listener of %s failed", self.name or "a hook")
         return results

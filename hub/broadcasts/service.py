@@ -149,8 +149,11 @@ class Broadcasts:
 
     # -- seats -------------------------------------------------------------------------------
     async def join(self, b: Broadcast, who: Principal) -> Seat:
+        held = b.room.seats.get(who.user)
+        was_present = held is not None and held.present
         seat = self.rooms.join(b.room, who)
-        await self.ledger.joined(b.id, who.user, str(who.role), who.centre, time.time())
+        if not was_present:  # a second tab or a retried POST is the same attendance
+            await self.ledger.joined(b.id, who.user, str(who.role), who.centre, time.time())
         self._updated(b)
         return seat
 

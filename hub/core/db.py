@@ -87,7 +87,11 @@ class Database:
 
         def run() -> int:
             cur = self.conn.execute(sql, params)
-            return cur.lastrowid if cur.lastrowid else cur.rowcount
+            # sqlite3 keeps the connection's last INSERT rowid on later cursors: only an
+            # INSERT answers with its rowid, every other statement with its row count
+            if sql.lstrip()[:6].upper() == "INSERT" and cur.lastrowid:
+                return cur.lastrowid
+            return cur.rowcount
 
         return await self._run(run)
 

@@ -168,14 +168,17 @@ class DutyChecks:
             check_id, user.name, user.centre, now, deadline, asked_by, "pending", None, None
         )
         self.asked += 1
-        minutes = max(1, round(self.config.answer_within / 60))
+        within = self.config.answer_within
+        if within >= 60:  # whole minutes, rounded down: never more time than it gives
+            zh, en = f"{int(within // 60)} 分钟", f"{int(within // 60)} min"
+        else:
+            zh, en = f"{int(within)} 秒", f"{int(within)} s"
         self.events.publish(
             "duty.check",
             user.centre,
             {
                 **check.to_json(),
-                "message": f"值班查岗：请在 {minutes} 分钟内确认在岗 Duty check: confirm within "
-                f"{minutes} min",
+                "message": f"值班查岗：请在 {zh}内确认在岗 Duty check: confirm within {en}",
             },
             to_users={user.name},
         )
@@ -240,10 +243,11 @@ class DutyChecks:
     async def report(self, scope: str, day: dt.date) -> dict[str, Any]:
         tz = ZoneInfo(self.config.timezone)
         start = dt.datetime.combine(day, dt.time(0), tz).timestamp()
+        end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tz).timestamp()
         rows = await self.db.fetchall(
             "SELECT * FROM duty_checks WHERE asked_at >= ? AND asked_at < ? "
             "AND centre LIKE ? ORDER BY asked_at",
-            (start, start + 86400, like(scope)),
+            (start, end, like(scope)),
         )
         checks = [_check(r) for r in rows]
         users: dict[str, dict[str, Any]] = {}

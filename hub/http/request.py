@@ -99,6 +99,7 @@ M = TypeVar("M", bound=BaseModel)
 
 
 MAX_PER_PAGE = 100
+MAX_PAGE = 1_000_000  # (page - 1) * per_page stays a 64-bit SQLite integer
 
 
 # -- shared helpers ------------------------------------------------------------------------
@@ -117,9 +118,15 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
 
 
 def paging(request: web.Request) -> tuple[int, int]:
+    raw_page, raw_per_page = request.query.get("page", "1"), request.query.get("per_page", "20")
+    if not (_INT.fullmatch(raw_page) and _INT.fullmatch(raw_per_page)):
+        raise Invalid("page and per_page must be whole numbers")
+    page, per_page = int(raw_page), int(raw_per_page)
     most = max_per_page(request, MAX_PER_PAGE)  # more for a peer merging its list (cluster)
-    page = query_int(request, "page", 1, 1, 1_000_000)
-    per_page = query_int(request, "per_page", 20, 1, most)
+    if page < 1 or not 1 <= per_page <= most:
+        raise Invalid(f"page must be >= 1 and per_page between 1 and {most}")
+    if page > MAX_PAGE:
+        raise Invalid(f"page must be at most {MAX_PAGE}")
     return page, per_page
 
 

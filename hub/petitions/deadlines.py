@@ -32,10 +32,9 @@ class Deadlines:
     def due(self, created: float, category: Category, urgent: bool) -> float:
         match = DEADLINE_RE.match(self.rule(category, urgent))
         assert match is not None  # checked by the config schema
-        amount, unit = float(match.group(1)), match.group(3)
-        if unit == "h":
-            return created + amount * 3600
-        return self.add_working_days(created, int(amount))
+        if match.group(3) == "h":
+            return created + float(match.group(1)) * 3600
+        return self.add_working_days(created, int(match.group(4)))
 
     def working(self, day: dt.date) -> bool:
         return day.isoweekday() in self.workdays and day not in self.holidays

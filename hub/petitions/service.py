@@ -256,6 +256,20 @@ class Petitions:
         self._publish("petition.updated", updated)
         return updated
 
+    async def flag_overdue(self, code: str, note: str) -> Case | None:
+        """Mark `code` overdue now, if it is still open, past its deadline and not flagged
+        (checked under the lock: a case resolved meanwhile is left alone)."""
+        async with self._lock:
+            case = await self.require(code)
+            now = self.clock()
+            if case.status not in OPEN or case.overdue_at is not None or now <= case.due_at:
+                return None
+            updated = replace(case, overdue_at=now)
+            entry = Entry(code, now, "system", "overdue", None, None, note, {"overdue_at": now})
+            await self.store.save(updated, [entry])
+        self._publish("petition.updated", updated)
+        return updated
+
     def _legal(self, case: Case, action: str) -> None:
         try:
             check_move(case.code, case.status, action)

@@ -103,6 +103,17 @@ class CaseStore:
         row = await self._db.fetchone("SELECT * FROM petitions WHERE code = ?", (code,))
         return _case(row) if row is not None else None
 
+    async def overdue(self, statuses: Sequence[str], now: float) -> list[str]:
+        """Codes of the cases in `statuses` past their deadline and not flagged yet (no
+        limit: the check must see every one)."""
+        marks = ", ".join("?" * len(statuses))
+        rows = await self._db.fetchall(
+            f"SELECT code FROM petitions WHERE status IN ({marks}) AND overdue_at IS NULL "
+            "AND due_at < ? ORDER BY due_at",
+            [*statuses, now],
+        )
+        return [str(r["code"]) for r in rows]
+
     async def deadlines(self, statuses: Sequence[str]) -> list[tuple[float, float]]:
         """(created, due_at) of every case in one of `statuses` (no limit: two numbers each)."""
         marks = ", ".join("?" * len(statuses))

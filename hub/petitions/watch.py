@@ -48,15 +48,14 @@ class PetitionWatch:
     async def check_overdue(self) -> list[Case]:
         """Flag every open case past its deadline once, to the centre above its queue."""
         petitions = self.petitions
-        now = petitions.clock()
         flagged = []
-        for case in await petitions.store.find(statuses=[str(s) for s in OPEN]):
-            if case.overdue_at is not None or now <= case.due_at:
-                continue
+        for code in await petitions.store.overdue([str(s) for s in OPEN], petitions.clock()):
+            case = await petitions.require(code)
             rule = petitions.deadlines.rule(case.category, case.urgent)
-            note = f"past the deadline ({rule})"
-            updated = await petitions.record(case.code, "system", "overdue", note, overdue_at=now)
-            above = parent_of(case.queue) or case.queue
+            updated = await petitions.flag_overdue(code, f"past the deadline ({rule})")
+            if updated is None:  # resolved or flagged meanwhile
+                continue
+            above = parent_of(updated.queue) or updated.queue
             self._events.publish("petition.overdue", above, petitions.view(updated))
             flagged.append(updated)
         return flagged
@@ -68,7 +67,11 @@ class PetitionWatch:
         for case in await self.petitions.store.find(statuses=[str(Status.RESOLVED)]):
             if case.followup_at is None or case.followup_call or case.followup_at > now:
                 continue
-            call_id = await self._call_back(case)
+            try:
+                call_id = await self._call_back(case)
+            except Exception:  # the next round tries again; the others are rung now
+                log.exception("petition %s: the scheduled call back failed", case.code)
+                continue
             note = "scheduled call back placed"
             rung.append(
                 await self.petitions.record(

@@ -42,9 +42,12 @@ class IndexPlaylist:
         self.loop = loop
 
     def after(self, at_ms: int) -> list[PlaylistItem]:
-        future = asyncio.run_coroutine_threadsafe(
-            self.index.playlist(self.source, at_ms), self.loop
-        )
+        work = self.index.playlist(self.source, at_ms)
+        try:
+            future = asyncio.run_coroutine_threadsafe(work, self.loop)
+        except RuntimeError:  # the loop is closed: the hub is stopping
+            work.close()
+            return []
         try:
             rows = future.result(10)
         except (concurrent.futures.TimeoutError, RuntimeError):

@@ -40,7 +40,7 @@ class Retention:
         self.index = index
         self.book = book
         self._alert = alert
-        self._last_alert = 0.0
+        self._last_alert = float("-inf")  # monotonic time of the last disk_full alert
         self._lock = asyncio.Lock()
         self.deleted = 0
         self.freed = 0

@@ -101,7 +101,11 @@ def verify_folder(root: Path, report: Report) -> None:
         _verify_export(
             manifest,
             on_disk,
-            {p.relative_to(root).as_posix() for p in root.rglob("*.mp4")},
+            {
+                p.relative_to(root).as_posix()
+                for p in root.rglob("*")
+                if p.is_file() and p.name != EXPORT_MANIFEST
+            },
             root.name,
             report,
         )
@@ -169,7 +173,7 @@ def verify_zip(path: Path, report: Report) -> None:
                     h.update(chunk)
             return h.hexdigest()
 
-        present = {n for n in names if n.endswith(".mp4")}
+        present = {n for n in names if not n.endswith("/") and n != EXPORT_MANIFEST}
         _verify_export(manifest, digest, present, path.name, report)
 
 

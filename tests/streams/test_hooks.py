@@ -148,12 +148,6 @@ def test_same_listener_connected_twice_runs_twice_until_each_handle_disconnects(
     assert len(hook) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Hook._remove deletes the first identical listener, not the connection's own "
-    "entry: connecting f, g, f and disconnecting the second f leaves [g, f], so f no "
-    "longer runs in the order it was (first) connected",
-)
 def test_disconnecting_a_later_duplicate_keeps_the_earlier_position() -> None:
     calls: list[str] = []
 

@@ -92,12 +92,6 @@ async def test_execute_returns_the_rowcount_of_an_update_on_a_fresh_connection(
     await db.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Database.execute returns cursor.lastrowid when it is set, and sqlite3 keeps the "
-    "connection's last INSERT rowid on later cursors: an UPDATE/DELETE after any insert "
-    "returns that stale rowid instead of its rowcount",
-)
 async def test_execute_returns_the_rowcount_of_an_update_after_an_insert(db: Database) -> None:
     await db.migrate("t", ["CREATE TABLE t (id INTEGER PRIMARY KEY, x INTEGER)"])
     for x in (1, 2, 3):

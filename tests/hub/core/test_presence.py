@@ -123,8 +123,6 @@ def test_online_scopes_and_centres(bus: EventBus) -> None:
     assert sorted(m.user for m in presence.online()) == ["boss", "li", "ma", "wang"]
     assert sorted(m.user for m in presence.online(TOWN)) == ["li", "wang"]
     assert [m.user for m in presence.online_in(TOWN)] == ["wang"]
-    assert presence.centre_online(VILLAGE)
-    assert not presence.centre_online("410922100202")
     assert sorted(m.user for m in presence.local_online()) == ["boss", "li", "ma", "wang"]
     gone = presence.get("gone")
     assert gone is not None and gone.status is Status.OFFLINE  # as last seen
@@ -179,7 +177,6 @@ def test_remote_directory_answers_for_the_whole_hub(bus: EventBus) -> None:
     assert [m.user for m in everyone] == ["wang", "li", "ma"]
     assert everyone[0] is here  # the local record, not the remote duplicate
     assert [m.user for m in presence.online_in(VILLAGE)] == ["li"]
-    assert presence.centre_online(OTHER_TOWN)
     assert [m.user for m in presence.local_online()] == ["wang"]
 
 

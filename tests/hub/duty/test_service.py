@@ -113,12 +113,6 @@ async def test_the_prompt_names_whole_minutes(
     assert f"请在 {minutes} 分钟内" in prompt.data["message"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the duty.check message rounds answer_within to the nearest minute "
-    "(round(90 / 60) = 2), promising more time than the deadline gives; an answer made "
-    "within the promised time is then refused as late (hub/duty/service.py)",
-)
 async def test_the_prompt_never_promises_more_time_than_the_deadline(
     make: DutyMaker, bus: EventBus
 ) -> None:
@@ -490,11 +484,6 @@ async def test_the_report_counts_checks_made_by_the_service(make: DutyMaker) -> 
     assert town["mean_response_seconds"] is not None and town["mean_response_seconds"] < 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: DutyChecks.report takes a day as start + 86400 s, so on a daylight-saving "
-    "day (duty.timezone with DST) it reads an hour of the next day (hub/duty/service.py)",
-)
 async def test_the_report_day_follows_the_time_zone_on_a_dst_day(
     make: DutyMaker, db: Database
 ) -> None:

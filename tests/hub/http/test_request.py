@@ -12,9 +12,9 @@ from pydantic import Field
 from hub.core.cluster import LOCAL_ONLY
 from hub.core.errors import Invalid
 from hub.http.errors import error_middleware
-from hub.http.request import MAX_PER_PAGE, NoData, paging, parse_body, read_json, read_sdp
+from hub.http.request import MAX_PER_PAGE, paging, parse_body, read_json, read_sdp
 from hub.http.routes import ATTR, Owned, owned, owner_of
-from hub.http.ws import Request
+from hub.http.ws import NoData, Request
 from tests.hub.http.conftest import Serve
 
 

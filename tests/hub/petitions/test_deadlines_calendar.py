@@ -99,11 +99,6 @@ def test_rules(cfg: dict[str, object], category: Category, urgent: bool, rule: s
     assert DEFAULT == "7wd"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: '1.5wd' passes the config schema (DEADLINE_RE allows decimals for wd) but "
-    "Deadlines.due truncates it with int(amount) to 1 working day",
-)
 def test_fractional_working_days_are_not_silently_truncated() -> None:
     try:
         d = deadlines(deadlines={"land": "1.5wd"})

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
 
 import pytest
 
@@ -136,11 +135,6 @@ async def test_a_flagged_case_transferred_on_is_not_flagged_again(
     assert (await petitions.require(case.code)).overdue_at == MONDAY_9 + TWO_HOURS + 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: check_overdue reads open cases with CaseStore.find's default limit of 500, "
-    "already-flagged ones included, so with 500 older open cases a newer one is never flagged",
-)
 async def test_overdue_cases_beyond_the_first_500_are_flagged_too(
     petitions: Petitions, clock: Clock, bus: EventBus
 ) -> None:
@@ -156,11 +150,6 @@ async def test_overdue_cases_beyond_the_first_500_are_flagged_too(
     assert unflagged == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: check_overdue flags from the list it read first; record() does not re-check "
-    "that the case is still open, so a case resolved meanwhile is flagged and escalated",
-)
 async def test_a_case_resolved_during_the_check_is_not_flagged(
     petitions: Petitions, clock: Clock, bus: EventBus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -169,15 +158,15 @@ async def test_a_case_resolved_during_the_check_is_not_flagged(
     first = await urgent(petitions)
     second = await urgent(petitions)
     clock.advance(TWO_HOURS + 1)
-    read = petitions.store.find
+    read = petitions.store.overdue
 
-    async def find_then_resolve(**kw: Any) -> list[Case]:
-        found = await read(**kw)
+    async def read_then_resolve(statuses: list[str], now: float) -> list[str]:
+        found = await read(statuses, now)
         # a receptionist resolves the second case while the watch works through the list
         await petitions.resolve(second.code, DESK, Outcome.MEDIATED, "")
         return found
 
-    monkeypatch.setattr(petitions.store, "find", find_then_resolve)
+    monkeypatch.setattr(petitions.store, "overdue", read_then_resolve)
     flagged = await watch.check_overdue()
     assert [c.code for c in flagged] == [first.code]
     assert (await petitions.require(second.code)).overdue_at is None
@@ -242,11 +231,6 @@ async def test_call_backs_only_for_resolved_cases_not_yet_rung(
     assert (await petitions.require(manual.code)).followup_call == "by-hand"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: check_followups lets one case's call_back error escape the loop, so every "
-    "due call-back after it is skipped on each round (hub/petitions/watch.py)",
-)
 async def test_one_failing_call_back_does_not_block_the_others(
     petitions: Petitions, clock: Clock, bus: EventBus
 ) -> None:

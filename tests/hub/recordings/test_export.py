@@ -215,11 +215,6 @@ def test_tampered_zips_are_named(root: Path, rows: list[SegmentRow], tmp_path: P
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: verify_zip/_verify_export only look for unlisted *.mp4 members, so a document "
-    "added to an export's case/ folder (not in manifest.json) passes `zzhub verify`",
-)
 def test_an_added_case_document_is_unlisted(
     root: Path, rows: list[SegmentRow], tmp_path: Path
 ) -> None:

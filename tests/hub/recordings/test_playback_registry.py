@@ -133,13 +133,6 @@ async def test_index_playlist_is_read_from_another_thread(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: IndexPlaylist.after catches RuntimeError only around future.result(); "
-    "asyncio.run_coroutine_threadsafe itself raises RuntimeError('Event loop is closed') "
-    "outside the try, so the playback thread gets an exception instead of an empty playlist "
-    "(and the playlist coroutine is never awaited)",
-)
 async def test_index_playlist_of_a_closed_loop_is_empty(
     index: RecordingIndex, tmp_path: Path
 ) -> None:
