@@ -211,9 +211,14 @@ class Calls:
             raise NotFound(f"no call {call_id!r} in your scope")
         raise Conflict(f"call {call_id} has ended ({ended.end_reason})")
 
-    @staticmethod
-    def _require_caller(call: Call, who: Principal) -> None:
-        if who.user != call.caller and who.role is not Role.ADMIN:
+    def _require_caller(self, call: Call, who: Principal) -> None:
+        """The caller, or an admin who can see the call (an admin of another township cannot
+        end a county call: for it the call does not exist)."""
+        if who.user == call.caller:
+            return
+        if not self.visible(call, who):
+            raise NotFound(f"no call {call.id!r} in your scope")
+        if who.role is not Role.ADMIN:
             raise Forbidden(f"only the caller ({call.caller}) may do that")
 
     @staticmethod

@@ -163,6 +163,8 @@ class RollCalls:
     async def finish(self, rollcall_id: str, who: Principal) -> RollCall:
         """Close a running roll call early (its host or an admin)."""
         rc = await self._running(rollcall_id, who)
+        if who.user != rc.started_by and who.role is Role.ADMIN and not self.visible(rc, who):
+            raise NotFound(f"no roll call {rollcall_id!r} in your scope")  # another township's
         if who.user != rc.started_by and who.role is not Role.ADMIN:
             raise Forbidden(f"only {rc.started_by} (who ran it) may close this roll call")
         write = self._close(rc, "closed")

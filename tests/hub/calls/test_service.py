@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from config.schema import Role
 from hub.calls.model import MOVES, Call, CallState, CallTarget, TargetState
 from hub.calls.store import CallHistory
 from hub.core.auth import Principal
@@ -249,6 +250,19 @@ async def test_admin_may_cancel_and_hang_up_anyones_call(world: World) -> None:
     await world.calls.accept(two.id, V2_TERM)
     await world.calls.hangup(two.id, ADMIN)
     assert two.end_reason == "hangup"
+
+
+async def test_an_admin_of_another_township_cannot_end_a_county_call(world: World) -> None:
+    """Found by the outside check: any admin could hang up or cancel any live call."""
+    other_admin = Principal("t2-admin", Role.ADMIN, T2)
+    world.online(DISPATCHER, V_TERM)
+    call = await place(world, V)  # the county dispatcher rings a village of the first township
+    for action in ("cancel", "hangup"):
+        with pytest.raises(NotFound):  # it cannot read the call, so it does not exist for it
+            await getattr(world.calls, action)(call.id, other_admin)
+    assert not call.ended
+    await world.calls.cancel(call.id, ADMIN)  # the county admin sees it and may
+    assert call.end_reason == "cancelled"
 
 
 # -- placing -------------------------------------------------------------------------------------

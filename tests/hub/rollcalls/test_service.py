@@ -27,6 +27,7 @@ from tests.hub.rollcalls.conftest import (
     DISPATCHER,
     JPEG,
     OTHER_D,
+    T2,
     TOWN_D,
     V2,
     V2_T,
@@ -283,6 +284,19 @@ async def test_timeout_marks_no_answer_and_keeps_offline_and_answered(world: Wor
     closing = [e for e in world.topics("rollcall.updated") if e.data["state"] == "closed"]
     by_centre = {e.centre: e.to_users for e in closing}
     assert by_centre == {"410922": {"county-d"}, V: {"v-t"}, V2: {"v2-t"}}
+
+
+async def test_an_admin_of_another_township_cannot_close_a_roll_call_it_cannot_read(
+    world: World,
+) -> None:
+    """Found by the outside check: any admin could close any running roll call."""
+    world.online(V_T)
+    rc = await run(world, V, host=TOWN_D)  # the first township checks one of its villages
+    with pytest.raises(NotFound):
+        await world.rollcalls.finish(rc.id, Principal("t2-admin", Role.ADMIN, T2))
+    assert rc.running
+    await world.rollcalls.finish(rc.id, ADMIN)  # the county admin sees it and may
+    assert not rc.running
 
 
 async def test_finish_by_the_runner_or_an_admin_only(world: World) -> None:
