@@ -147,10 +147,8 @@ async def subscribe_seat(request: web.Request) -> web.Response:
 
 
 async def unsubscribe(request: web.Request) -> web.Response:
-    _room(request)
-    media = request.app[ROOM_MEDIA]
-    if not await media.publications.unsubscribe(request.match_info["session"]):
-        raise NotFound("no such subscription")
+    room, p = _room(request)
+    await request.app[ROOM_MEDIA].unsubscribe(room, request.match_info["session"], p)
     return web.Response(status=200)
 
 

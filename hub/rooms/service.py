@@ -16,6 +16,9 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from config.schema import Role
+from hub.core.auth import Principal
+from hub.core.errors import NotFound
 from hub.rooms.model import Room, Rooms, Seat
 from signaling.publish import Publication, Publications
 from streams.relay import Relay
@@ -78,6 +81,16 @@ class RoomMedia:
         session_id, answer = await self.publications.subscribe(publication_id, offer, user=user)
         self._subscriptions.setdefault(room.id, {})[session_id] = user
         return session_id, answer
+
+    async def unsubscribe(self, room: Room, session_id: str, who: Principal) -> None:
+        """End a subscription of this room: its subscriber's own (or an admin's doing).
+        Anyone else, or a session of another room, is told it does not exist."""
+        sessions = self._subscriptions.get(room.id, {})
+        owner = sessions.get(session_id)
+        if owner is None or (owner != who.user and who.role is not Role.ADMIN):
+            raise NotFound("no such subscription in this room")
+        del sessions[session_id]
+        await self.publications.unsubscribe(session_id)
 
     def mute(self, room: Room, seat: Seat) -> None:
         publication = self.publications.get(seat.publication or "")

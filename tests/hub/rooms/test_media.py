@@ -12,6 +12,7 @@ import pytest
 
 from config.schema import Role
 from hub.core.auth import Principal
+from hub.core.errors import NotFound
 from hub.core.events import EventBus
 from hub.rooms import service
 from hub.rooms.model import Room, Rooms, Seat
@@ -208,3 +209,22 @@ async def test_close_stops_listening_and_closes_the_sfu() -> None:
     setup.rooms.leave(setup.room, "guest")  # after close: no media work is started
     assert len(setup.media._tasks) == 0
     assert [c for c in setup.sfu.calls if c[0] == "unpublish"] == []
+
+
+async def test_only_the_subscriber_ends_its_subscription_and_only_in_its_room() -> None:
+    """Found by the outside check: anyone could end anyone's subscription, even through
+    another room."""
+    setup = Setup()
+    other_room = setup.rooms.create(HOST, users=["guest"])
+    await setup.media.publish(setup.room, setup.host_seat, "o")
+    publication = setup.host_seat.publication
+    assert publication is not None
+    session, _ = await setup.media.subscribe(setup.room, publication, "o", "guest")
+    for who, room in ((HOST, setup.room), (GUEST, other_room)):
+        with pytest.raises(NotFound):
+            await setup.media.unsubscribe(room, session, who)
+    assert ("unsubscribe", session) not in setup.sfu.calls
+    await setup.media.unsubscribe(setup.room, session, GUEST)
+    assert ("unsubscribe", session) in setup.sfu.calls
+    with pytest.raises(NotFound):  # once
+        await setup.media.unsubscribe(setup.room, session, GUEST)
