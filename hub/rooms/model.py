@@ -213,12 +213,16 @@ class Rooms:
 
     # -- host controls ---------------------------------------------------------------------
     def control(self, room: Room, by: Principal, action: str, user: str | None = None) -> None:
-        if by.user != room.host and by.role is not Role.ADMIN:
+        # the host, or an admin whose scope holds the room's centre (an admin of a township
+        # invited into a county room is a guest there)
+        if by.user != room.host and not (by.role is Role.ADMIN and by.can_see(room.centre)):
             raise Forbidden("only the host may do that")
         if action in ("mute", "unmute", "remove"):
             seat = room.seats.get(user or "")
             if seat is None:
                 raise NotFound(f"{user!r} has no seat in this room")
+            if action == "remove" and seat.user == room.host:
+                raise Forbidden("the host cannot be removed (end the room instead)")
             if action == "remove":
                 room.removed.add(seat.user)
                 self.leave(room, seat.user)

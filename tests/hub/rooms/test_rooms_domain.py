@@ -90,3 +90,22 @@ def test_require_hides_rooms_outside_scope() -> None:
         rooms.require(room.id, STRANGER)
     with pytest.raises(HubError):
         rooms.require("nope", HOST)
+
+
+def test_a_township_admin_invited_into_a_county_room_cannot_remove_the_host() -> None:
+    """Found by the outside check: any admin controlled any room, the host's seat included."""
+    rooms = Rooms(EventBus())
+    county_host = Principal("county-d", Role.DISPATCHER, "410922")
+    town_admin = Principal("town-admin", Role.ADMIN, "410922100")
+    room = rooms.create(county_host, users=["town-admin"])
+    rooms.join(room, county_host)
+    rooms.join(room, town_admin)
+    for action in ("remove", "mute", "lock", "end"):
+        with pytest.raises(Forbidden):
+            rooms.control(room, town_admin, action, "county-d")
+    assert not room.ended and room.seats["county-d"].present
+    county_admin = Principal("admin", Role.ADMIN, "410922")
+    with pytest.raises(Forbidden):  # nobody removes the host
+        rooms.control(room, county_admin, "remove", "county-d")
+    rooms.control(room, county_admin, "remove", "town-admin")  # the county's admin may
+    assert "town-admin" not in room.seats
