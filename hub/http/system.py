@@ -87,7 +87,9 @@ async def cluster(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    principal(request)
+    """Admins (Prometheus holds an admin token): every camera and counter of the hub."""
+    if principal(request).role is not Role.ADMIN:
+        raise Forbidden("metrics are for admins (give Prometheus an admin token)")
     text = await request.app[METRICS].render()
     return web.Response(text=text, content_type="text/plain", charset="utf-8")
 

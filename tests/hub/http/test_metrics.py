@@ -116,6 +116,16 @@ async def test_metrics_need_a_token(client: TestClient[Any, Any]) -> None:
     assert (await client.get("/metrics")).status == 401
 
 
+async def test_metrics_are_for_admins_only(
+    client: TestClient[Any, Any], auth: Callable[..., dict[str, str]]
+) -> None:
+    """Found by the outside check: a village kiosk's token listed every camera of the county."""
+    for role, centre in (("terminal", VILLAGE), ("operator", COUNTY), ("dispatcher", COUNTY)):
+        resp = await client.get("/metrics", headers=auth(role, centre, "someone"))
+        text = await resp.text()
+        assert resp.status == 403 and "zzhub_camera" not in text, (role, text[:200])
+
+
 async def test_sla_items_count_open_cases_by_deadline_colour(
     client: TestClient[Any, Any], auth: Callable[..., dict[str, str]]
 ) -> None:
