@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from hub.core.auth import PRINCIPAL, TOKENS, AuthError
+from hub.core.centres import CENTRES
 from hub.core.errors import Unauthenticated
 from hub.http.errors import Handler
 
@@ -27,7 +28,10 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if not token:
             raise Unauthenticated("missing bearer token (Authorization: Bearer TOKEN)")
         try:
-            request[PRINCIPAL] = request.app[TOKENS].verify(token)
+            p = request.app[TOKENS].verify(token)
         except AuthError as err:
             raise Unauthenticated(str(err)) from None
+        if p.centre not in request.app[CENTRES]:  # "4109" would see every centre below it
+            raise Unauthenticated(f"the token's centre {p.centre} is not a centre of this hub")
+        request[PRINCIPAL] = p
     return await handler(request)

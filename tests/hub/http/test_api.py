@@ -209,3 +209,16 @@ async def test_streams_and_metrics_report_counters(client: Client, auth: Auth) -
     text = await (await client.get("/metrics", headers=auth())).text()
     assert 'zzhub_camera_packets_total{camera="village-cam",centre="410922100201"}' in text
     assert "# TYPE zzhub_whep_sessions gauge" in text
+
+
+async def test_a_token_for_a_centre_that_does_not_exist_is_refused(
+    client: TestClient[Any, Any], token: Callable[..., str]
+) -> None:
+    """Found by the outside check: a token for centre 4109 (no centre, but a prefix of every
+    code of the county) was accepted and saw the whole county."""
+    for centre in ("4109", "410922999", "999999"):
+        resp = await client.get(
+            "/api/cameras", headers={"Authorization": f"Bearer {token('admin', centre, 'x')}"}
+        )
+        body = await resp.json()
+        assert resp.status == 401 and "not a centre" in body["error"]["message"], body
