@@ -37,19 +37,26 @@ from streams.stream import Stream
 MAX_LIST_RANGE_MS = 31 * 86400 * 1000
 
 
+MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+
+
 def parse_time(value: str | None, name: str) -> int | None:
     """ISO 8601 (naive means UTC) or milliseconds since the epoch -> ms."""
     if value is None or value == "":
         return None
-    if value.isdigit():
-        return int(value)
-    try:
-        when = datetime.fromisoformat(value.replace(" ", "+"))  # '+' arrives as a space
-    except ValueError:
-        raise Invalid(f"{name} must be ISO 8601 or epoch milliseconds") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return int(when.timestamp() * 1000)
+    if value.isascii() and value.isdigit():
+        ms = int(value)
+    else:
+        try:
+            when = datetime.fromisoformat(value.replace(" ", "+"))  # '+' arrives as a space
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=UTC)
+            ms = int(when.timestamp() * 1000)
+        except (ValueError, OverflowError):
+            raise Invalid(f"{name} must be ISO 8601 or epoch milliseconds") from None
+    if not 0 <= ms <= MAX_MS:
+        raise Invalid(f"{name} must be a time between 1970 and 9999")
+    return ms
 
 
 def time_range(request: web.Request, default_span_ms: int | None) -> tuple[int, int]:
@@ -306,6 +313,8 @@ def _control(playback: Playback, body: dict[str, Any]) -> None:
         at = parse_time(str(body.get("at", "")), "at")
         if at is None:
             raise Invalid("seek needs at (ISO 8601 or epoch ms)")
+        if at > time.time() * 1000 + 60_000:
+            raise Invalid("seek to a moment that has been recorded (not the future)")
         ctl.seek(at)
     elif action == "pause":
         ctl.pause()

@@ -84,7 +84,7 @@ def parse_time(value: str | None, *, end: bool = False) -> float | None:
             day = dt.datetime.combine(dt.date.fromisoformat(value), dt.time())
             return (day + dt.timedelta(days=1) if end else day).timestamp()
         return dt.datetime.fromisoformat(value).timestamp()
-    except ValueError:
+    except (ValueError, OverflowError):
         raise Invalid(f"{value!r} is not a date, a date-time or epoch seconds") from None
 
 

@@ -300,3 +300,16 @@ async def test_summary_counts_closed_roll_calls_after_an_interrupted_start(
     [row] = summary(make_tree(), totals, never)
     assert (row["rollcalls"], row["checks"], row["answered"]) == (2, 2, 2)
     assert row["mean_response"] == 5.0
+
+
+@pytest.mark.parametrize("value", ["9999-12-31", "9999-12-31T23:59:59"])
+def test_parse_time_of_the_last_day_is_a_refusal_or_a_time_never_a_crash(
+    shanghai: None, value: str
+) -> None:
+    """Found by the outside check: `summary?to=9999-12-31` answered 500 (the day after it
+    does not exist)."""
+    try:
+        seconds = parse_time(value, end=True)
+    except Invalid:
+        return
+    assert seconds is not None and seconds > 0
