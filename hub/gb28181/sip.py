@@ -85,6 +85,7 @@ _PARAMCHARS = re.compile(rf"[{_UNRESERVED}%\[\]/:&+$]+")
 _HEADERCHARS = re.compile(rf"[{_UNRESERVED}%\[\]/?:+$=&]+")
 _GEN_VALUE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~\[\]:]+")  # token / host
 _WSP = " \t"
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
 
 
 def canonical(name: str) -> str:
@@ -632,7 +633,7 @@ def response_to(
 
 def _split_head(data: bytes) -> tuple[bytes, bytes] | None:
     """(header section, rest) at the first empty line, CRLF or bare LF."""
-    match = re.search(rb"\r?\n\r?\n", data)
+    match = _HEAD_END.search(data)
     if match is None:
         return None
     return data[: match.start()], data[match.end() :]
@@ -737,6 +738,8 @@ class SipStreamParser:
     def __init__(self, max_size: int = MAX_MESSAGE) -> None:
         self._buffer = bytearray()
         self._max = max_size
+        self._scanned = 0  # bytes of the buffer searched for the end of headers so far
+        self._total: int | None = None  # the next message's length, once its headers are in
 
     @property
     def pending(self) -> int:
@@ -747,21 +750,25 @@ class SipStreamParser:
         self._buffer += data
         out: list[SipRequest | SipResponse] = []
         while True:
-            skip = len(self._buffer) - len(self._buffer.lstrip(b"\r\n"))
-            del self._buffer[:skip]
-            match = re.search(rb"\r?\n\r?\n", self._buffer)
-            if match is None:
-                if len(self._buffer) > self._max:
-                    raise SipParseError(f"headers longer than {self._max} bytes")
+            if self._total is None:
+                while self._buffer and self._buffer[0] in b"\r\n":
+                    del self._buffer[:1]
+                # resume the search a little before where the last one stopped (each read
+                # is scanned once, so a byte-by-byte trickle costs linear time)
+                match = _HEAD_END.search(self._buffer, max(0, self._scanned - 3))
+                if match is None:
+                    self._scanned = len(self._buffer)
+                    if len(self._buffer) > self._max:
+                        raise SipParseError(f"headers longer than {self._max} bytes")
+                    return out
+                _, headers = _parse_head(bytes(self._buffer[: match.start()]))
+                length = _content_length(headers) or 0  # RFC 3261 wants it; devices forget
+                self._total = match.end() + length
+                if self._total > self._max:
+                    raise SipParseError(f"message larger than {self._max} bytes")
+            if len(self._buffer) < self._total:
                 return out
-            head = bytes(self._buffer[: match.start()])
-            _, headers = _parse_head(head)
-            length = _content_length(headers) or 0  # RFC 3261 wants it; devices forget
-            total = match.end() + length
-            if total > self._max:
-                raise SipParseError(f"message larger than {self._max} bytes")
-            if len(self._buffer) < total:
-                return out
-            frame = bytes(self._buffer[:total])
-            del self._buffer[:total]
+            frame = bytes(self._buffer[: self._total])
+            del self._buffer[: self._total]
+            self._total, self._scanned = None, 0
             out.append(parse_message(frame, max_size=self._max))

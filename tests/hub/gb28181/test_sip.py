@@ -381,3 +381,13 @@ def test_fuzz_stream_only_sip_parse_error_escapes() -> None:
                 at += step
         except SipParseError:
             continue
+
+
+def test_stream_trickle_of_a_large_message() -> None:
+    """A 60 KB message fed one byte per read (each read is scanned once, not the buffer)."""
+    big = REGISTER.replace(b"User-Agent: IP Camera", b"User-Agent: " + b"y" * 60000)
+    parser = SipStreamParser()
+    got = [m for i in range(len(big)) for m in parser.feed(big[i : i + 1])]
+    assert len(got) == 1 and got[0].headers.get("User-Agent") == "y" * 60000
+    assert parser.pending == 0
+    assert [m.call_id for m in parser.feed(b"\r\n" + REGISTER + b"\r\n\r\n")] == ["1011047669"]
