@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from hub.gb28181.digest import Credentials, DigestError
 from hub.gb28181.sip import (
     SipParseError,
     SipRequest,
@@ -634,3 +635,101 @@ def test_the_invalid_cases_differ_from_a_valid_base_only_in_their_fault() -> Non
     # the shared headers themselves parse: each case above fails for its own reason
     msg = request(wire("INVITE sip:user@example.com SIP/2.0\n" + BASE + "CSeq: 8 INVITE\n"))
     assert msg.call_id == "invalid.0ha0isndaksdjweiafasdk3"
+
+
+def test_cparam01_cparam02_contact_parameters() -> None:
+    head = """\
+REGISTER sip:example.com SIP/2.0
+Via: SIP/2.0/UDP saturn.example.com:5060;branch=z9hG4bKkdjuw
+Max-Forwards: 70
+From: sip:watson@example.com;tag=DkfVgjkrtMwaerKKpe
+To: sip:watson@example.com
+Call-ID: cparam01.70710@saturn.example.com
+CSeq: 2 REGISTER
+"""
+    bare = request(wire(head + "Contact: sip:+19725552222@gw1.example.net;unknownparam\nl: 0\n"))
+    (contact,) = bare.contacts  # addr-spec: the parameter is the header's
+    assert contact.params == {"unknownparam": None} and contact.uri.params == {}
+    quoted = request(
+        wire(head + "Contact: <sip:+19725552222@gw1.example.net;unknownparam>\nl: 0\n")
+    )
+    (contact,) = quoted.contacts  # in <>: the parameter is the URI's
+    assert contact.params == {} and contact.uri.params == {"unknownparam": None}
+
+
+def test_regescrt_escaped_headers_in_a_contact_uri() -> None:
+    msg = request(
+        wire("""\
+REGISTER sip:example.com SIP/2.0
+To: sip:user@example.com
+From: sip:user@example.com;tag=8
+Max-Forwards: 70
+Call-ID: regescrt.k345asrl3fdbv@192.0.2.1
+CSeq: 14398234 REGISTER
+Via: SIP/2.0/UDP host5.example.com;branch=z9hG4bKkdjuw
+M: <sip:user@example.com?Route=%3Csip:sip.example.com%3E>
+L:0
+""")
+    )
+    assert msg.contacts[0].uri.headers == "Route=%3Csip:sip.example.com%3E"
+
+
+def test_bcast_broadcast_via_parses() -> None:
+    msg = parse_message(
+        wire(
+            """\
+SIP/2.0 200 OK
+Via: SIP/2.0/UDP 192.0.2.198;branch=z9hG4bK1324923
+Via: SIP/2.0/UDP 255.255.255.255;branch=z9hG4bK1saber23
+Call-ID: bcast.0384840201234ksdfak3j2erwedfsASdf
+CSeq: 35 INVITE
+From: sip:user@example.com;tag=11141343
+To: sip:user@example.edu;tag=2229
+Content-Length: {cl}
+Content-Type: application/sdp
+Contact: <sip:user@host28.example.com>
+""",
+            SDP,
+        )
+    )
+    assert [v.host for v in msg.vias] == ["192.0.2.198", "255.255.255.255"]
+
+
+def test_invut_bext01_regaut01_parse_for_the_application_to_refuse() -> None:
+    base = """\
+To: sip:j.user@example.com
+From: sip:j.user@example.com;tag=87321hj23128
+Max-Forwards: 8
+Call-ID: regaut01.0ha0isndaksdj
+Via: SIP/2.0/TCP 192.0.2.253;branch=z9hG4bKkdjuw
+"""
+    invut = request(
+        wire(
+            "MESSAGE sip:user@example.com SIP/2.0\n"
+            + base
+            + "CSeq: 1 MESSAGE\nContent-Type: application/unknownformat\nContent-Length: {cl}\n",
+            b'<audio> <pcmu port="443"/> </audio>\r\n',
+        )
+    )
+    assert invut.content_type == "application/unknownformat"  # → 415
+    bext = request(
+        wire(
+            "OPTIONS sip:user@example.com SIP/2.0\n"
+            + base
+            + "CSeq: 1 OPTIONS\nRequire: nothingSupportedHere\n"
+            "Proxy-Require: noProxiesSupportThis, nothingSupportedHere\nl: 0\n"
+        )
+    )
+    assert bext.headers.items("Require") == ["nothingSupportedHere"]  # → 420
+    regaut = request(
+        wire(
+            "REGISTER sip:example.com SIP/2.0\n"
+            + base
+            + "CSeq: 9338 REGISTER\nAuthorization: NoOneKnowsThisScheme opaque-data=here\n"
+            "Content-Length:0\n"
+        )
+    )
+    value = regaut.headers.get("Authorization")
+    assert value is not None
+    with pytest.raises(DigestError):  # → 401 with a Digest challenge
+        Credentials.parse(value)
