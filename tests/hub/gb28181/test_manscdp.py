@@ -283,6 +283,11 @@ def test_comments_cdata_and_character_references_are_fine() -> None:
         b"<DeviceID><![CDATA[34020000001320000001]]></DeviceID><Status>&#79;&#x4B;</Status></Notify>"
     )
     assert msg.device_id == "34020000001320000001" and msg.fields["Status"] == "OK"
+    cdata = parse(
+        b"<Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>1</DeviceID>"
+        b"<Info><![CDATA[A&B <x>]]></Info></Notify>"
+    )
+    assert cdata.fields["Info"] == "A&B <x>"
 
 
 MALFORMED = [
