@@ -442,6 +442,16 @@ class Headers:
         entry = (canonical(name), value)
         self._fields.insert(len(self._fields) if at is None else at, entry)
 
+    def replace_first(self, name: str, value: str) -> None:
+        """Replace the first value of a list header (the top Via), the rest left as sent."""
+        key = canonical(name).lower()
+        for i, (n, line) in enumerate(self._fields):
+            if n.lower() == key:
+                rest = split_list(line)[1:]
+                self._fields[i] = (n, ", ".join([value, *rest]))
+                return
+        raise KeyError(name)
+
     def copy(self) -> Headers:
         return Headers(list(self._fields))
 
@@ -549,10 +559,8 @@ class SipRequest(SipMessage):
         if "rport" in params:
             params["rport"] = str(port)
             params["received"] = host
-        vias[0] = Via(top.transport, top.host, top.port, params, top.protocol)
-        self.headers.remove("Via")
-        for via in vias:
-            self.headers.add("Via", str(via))
+        stamped = str(Via(top.transport, top.host, top.port, params, top.protocol))
+        self.headers.replace_first("Via", stamped)
 
 
 @dataclass

@@ -243,6 +243,18 @@ def test_stamp_received_for_a_device_behind_nat() -> None:
     top = req.vias[0]
     assert (top.received, top.rport) == ("203.0.113.7", 40123)
     assert response_to(req, 200).vias[0].rport == 40123
+    assert next(iter(req.headers))[0] == "Via"  # stamped in place
+    two = request(
+        REGISTER.replace(
+            b"branch=z9hG4bK1371463273",
+            b"branch=z9hG4bK1371463273, SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKproxy",
+        )
+    )
+    two.stamp_received("192.168.1.64", 5060)  # same host: rport only, received as RFC 3581 says
+    assert [(v.host, v.received, v.rport) for v in two.vias] == [
+        ("192.168.1.64", "192.168.1.64", 5060),
+        ("10.0.0.9", None, None),
+    ]
 
 
 def test_structured_views() -> None:
