@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import random
 
 import pytest
 
@@ -245,3 +246,24 @@ def test_parse_digest_quoting() -> None:
     assert params == {"realm": 'a "b", c', "nonce": "xyz"}
     with pytest.raises(DigestError):
         Challenge.parse('Digest realm="a"')
+
+
+def test_fuzz_only_digest_error_escapes() -> None:
+    rng = random.Random(2617)
+    header = (
+        'Digest username="u", realm="r", nonce="n", uri="sip:a@b", response="0123", '
+        'qop=auth, nc=00000001, cnonce="c", algorithm=MD5, opaque="o"'
+    )
+    authority = DigestAuthority("r")
+    for _ in range(5000):
+        chars = list(header)
+        for _ in range(rng.randrange(1, 6)):
+            chars[rng.randrange(len(chars))] = rng.choice('",= \\\t;x\x00é')
+        value = "".join(chars)
+        for parser in (Credentials.parse, Challenge.parse):
+            try:
+                parsed = parser(value)
+            except DigestError:
+                continue
+            if isinstance(parsed, Credentials):
+                assert authority.verify("REGISTER", parsed, "p") is Verdict.REJECTED
