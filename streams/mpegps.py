@@ -25,7 +25,7 @@ import logging
 from typing import NamedTuple
 
 from streams.bitstream import NAL_IDR, hevc_is_irap, hevc_nal_type, nal_type
-from streams.media import Codec, Packet
+from streams.media import CLOCK_RATE, Codec, Packet
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +254,8 @@ class PsDemuxer:
         self._marks: list[tuple[int, int, int]] = []  # ELEMENTARY: (offset, pts, dts) of PES
         self._scan = 0  # ELEMENTARY: where to look for the next NAL unit in _au
         self._seen_slice = False
-        self._step = 3600  # ELEMENTARY: DTS step, for pictures that came without a PTS
+        self._step = 3600  # DTS step, for pictures that came without a PTS
+        self._pack_seen = False  # a pack header came since the open picture began
         # the open audio PES
         self._audio = bytearray()
         self._audio_sid = AUDIO_ID
@@ -392,6 +393,7 @@ class PsDemuxer:
         sid = buf[pos + 3]
         try:
             if sid == PACK_START:
+                self._pack_seen = True
                 if self._framing is _Framing.PACKS:
                     self._close_video()
                 used = self._pack_header(buf, pos, n)
@@ -543,8 +545,11 @@ class PsDemuxer:
         if not self._au_open:
             self._open(sid, pts, dts, broken=not aligned)
             return
-        if pts < 0:
-            return  # a continuation
+        if pts < 0:  # a continuation, unless a pack header came between (no PTS on P frames)
+            if self._pack_seen and aligned and self._framing is not _Framing.ELEMENTARY:
+                self._close_video()
+                self._open(sid, pts, dts, broken=False)
+            return
         if self._framing is _Framing.ELEMENTARY:
             self._marks.append((len(self._au), pts, dts))
             return
@@ -577,8 +582,14 @@ class PsDemuxer:
     def _open(self, sid: int, pts: int, dts: int, broken: bool) -> None:
         self._au_open = True
         self._au_sid = sid
+        self._pack_seen = False
         if pts >= 0:
+            if 0 < dts - self._au_dts < CLOCK_RATE:
+                self._step = dts - self._au_dts
             self._au_pts, self._au_dts = pts, dts
+        else:  # a picture without a PTS: estimate one
+            self._au_pts += self._step
+            self._au_dts += self._step
         self._broken = broken
         self._au.clear()
         self._marks = []
@@ -700,7 +711,8 @@ class PsDemuxer:
         while marks and marks[0][0] <= cut:
             _, pts, dts = marks.pop(0)
         if pts >= 0:
-            self._step = dts - self._au_dts if dts > self._au_dts else self._step
+            if 0 < dts - self._au_dts < CLOCK_RATE:
+                self._step = dts - self._au_dts
             self._au_pts, self._au_dts = pts, dts
         else:  # several pictures began in one PES: only the first has a PTS; estimate
             self._au_dts += self._step

@@ -210,6 +210,24 @@ def test_video_pes_of_length_zero_and_end_of_frame() -> None:
     assert summary(out) == list(material.units)
 
 
+def test_pictures_without_a_pts_are_ended_by_the_pack_and_given_an_estimated_one() -> None:
+    """Some devices put a PTS on keyframes only."""
+    material = clip(Codec.H264)
+    stream = b""
+    for data, pts, key in material.units:
+        if key:
+            stamp, flags = write_timestamp(2, pts), 0x80
+        else:
+            stamp, flags = b"", 0
+        body = bytes((0x80, flags, len(stamp))) + stamp + data
+        pes = b"\x00\x00\x01\xe0" + len(body).to_bytes(2, "big") + body
+        stream += pack_header(pts, 6106) + pes
+    for chunks in (None, [1400]):
+        units, demuxer = demux_all(stream, chunks)
+        assert summary(units) == list(material.units)
+        assert demuxer.errors == 0
+
+
 def test_mpeg1_pack_and_pes_headers() -> None:
     """FFmpeg's `-f mpeg` writes MPEG-1 system streams: 12-byte packs, MPEG-1 PES headers."""
     material = clip(Codec.H264)
@@ -423,11 +441,19 @@ def test_ffmpeg_and_pyav_decode_our_program_stream(codec: Codec, tmp_path: Path)
 # we read what FFmpeg writes
 
 
-@pytest.mark.parametrize("muxer", ["vob", "mpeg", "dvd"])
+@pytest.mark.parametrize(
+    ("muxer", "codec"),
+    [("vob", Codec.H264), ("mpeg", Codec.H264), ("dvd", Codec.H264), ("vob", Codec.HEVC)],
+)
 def test_program_streams_written_by_ffmpeg_demux_to_decodable_pictures(
-    muxer: str, tmp_path: Path
+    muxer: str, codec: Codec, tmp_path: Path
 ) -> None:
     path = tmp_path / f"out.{muxer}"
+    encoder = (
+        ["-c:v", "libx264"]
+        if codec is Codec.H264
+        else ["-c:v", "libx265", "-x265-params", "log-level=error"]
+    )
     subprocess.run(
         [
             FFMPEG,
@@ -439,8 +465,7 @@ def test_program_streams_written_by_ffmpeg_demux_to_decodable_pictures(
             "testsrc=size=320x240:rate=25",
             "-t",
             "2",
-            "-c:v",
-            "libx264",
+            *encoder,
             "-threads",
             "1",
             "-f",
@@ -456,10 +481,10 @@ def test_program_streams_written_by_ffmpeg_demux_to_decodable_pictures(
     for chunks in (None, [1400], random_chunks(10, 5000)):
         units, demuxer = demux_all(data, chunks)
         assert len(units) == 50 and demuxer.framing == "elementary"
-        assert units[0].keyframe and {u.codec for u in units} == {Codec.H264}
+        assert units[0].keyframe and {u.codec for u in units} == {codec}
         assert [u.data for u in units] == theirs  # the same pictures as FFmpeg's parser cuts
         assert demuxer.errors == demuxer.resyncs == demuxer.internal_errors == 0
-        frames = decode(Codec.H264, (u.packet() for u in units))
+        frames = decode(codec, (u.packet() for u in units))
         assert len(frames) == 50 and {(f.width, f.height) for f in frames} == {(320, 240)}
         dts = [u.dts for u in units]
         assert dts == sorted(dts) and len(set(dts)) == 50
