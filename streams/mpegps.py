@@ -300,22 +300,26 @@ class PsDemuxer:
         Does nothing while a PES announced longer is still incomplete (an early marker)."""
         self._run()
         if self._state is _State.VIDEO and self._left < 0:  # PES of length 0: all is in
-            with memoryview(self._buf) as rest:
-                self._append_video(rest)
+            with memoryview(self._buf) as tail:
+                self._append_video(tail)
             self._buf.clear()
             self._state = _State.HEADER
-        if self._state is _State.HEADER and not self._buf:
+        rest = self._buf
+        if self._state is _State.HEADER and rest.count(0) == len(rest):  # (zero padding)
             self._close_video()
         return self._take()
 
     def flush(self) -> list[AccessUnit]:
         """End of input: the last frame, unless it was cut short."""
         out = self.end_of_frame()
-        if self._state is not _State.HEADER or self._buf:
+        rest = self._buf
+        if self._state is not _State.HEADER:  # a packet cut short
             self.errors += 1
-            self._broken = True
-            self._buf.clear()
-            self._state = _State.HEADER
+            self._broken = self._broken or self._state is _State.VIDEO
+        elif rest.count(0) != len(rest):  # a few bytes of garbage at the end
+            self.skipped += len(rest)
+        rest.clear()
+        self._state = _State.HEADER
         self._close_video()
         return out + self._take()
 
