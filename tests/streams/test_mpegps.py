@@ -491,3 +491,66 @@ def test_program_streams_written_by_ffmpeg_demux_to_decodable_pictures(
         assert len(frames) == 50 and {(f.width, f.height) for f in frames} == {(320, 240)}
         dts = [u.dts for u in units]
         assert dts == sorted(dts) and len(set(dts)) == 50
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_after_random_losses_every_picture_handed_on_is_intact(seed: int) -> None:
+    """Chunks of a raw stream dropped at random: what comes out is only whole, true pictures."""
+    material = clip(Codec.H264 if seed % 2 else Codec.HEVC)
+    stream = b"".join(mux_packs(material))
+    rng = random.Random(seed)
+    pieces, pos = [], 0
+    while pos < len(stream):
+        size = rng.randint(1, 1500)
+        if rng.random() > 0.05:
+            pieces.append(stream[pos : pos + size])
+        pos += size
+    units, demuxer = demux_all(b"".join(pieces), random_chunks(seed), wait_keyframe=False)
+    originals = set(material.units)
+    assert all(unit in originals for unit in summary(units))
+    assert len(units) >= 5 and demuxer.internal_errors == 0
+    assert demuxer.frames + demuxer.dropped >= 25
+
+
+# cascading and changes
+
+
+def test_remuxing_demuxed_units_gives_the_same_units() -> None:
+    """What a cascade does: demux a camera's PS, mux it again for the upper platform."""
+    material = clip(Codec.HEVC)
+    first, _ = demux_all(b"".join(mux_packs(material)))
+    muxer = PsMuxer(Codec.HEVC)
+    again, _ = demux_all(b"".join(muxer.mux(unit) for unit in first))
+    assert again == first
+
+
+def test_a_camera_switching_codec_is_followed_through_its_map() -> None:
+    h264, hevc = clip(Codec.H264), clip(Codec.HEVC)
+    stream = b"".join(mux_packs(h264)) + b"".join(
+        PsMuxer(Codec.HEVC).video(d, pts + 30 * STEP, keyframe=k) for d, pts, k in hevc.units
+    )
+    units, demuxer = demux_all(stream)
+    assert [u.codec for u in units] == [Codec.H264] * 30 + [Codec.HEVC] * 30
+    assert [u.stream_type for u in units] == [0x1B] * 30 + [0x24] * 30
+    assert demuxer.stream_type(0xE0) == 0x24 and demuxer.psms == 6
+
+
+def test_ffmpeg_copies_our_elementary_stream_out_unchanged(tmp_path: Path) -> None:
+    material = clip(Codec.H264)
+    path = tmp_path / "out.ps"
+    path.write_bytes(b"".join(mux_packs(material)))
+    run = subprocess.run(
+        [FFMPEG, "-v", "error", "-f", "mpeg", "-i", str(path), "-c", "copy", "-f", "h264", "-"],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    assert run.stdout == b"".join(data for data, _, _ in material.units)
+
+
+def test_counters_are_plain_numbers() -> None:
+    _, demuxer = demux_all(b"".join(mux_packs(clip(Codec.H264))))
+    counters = demuxer.counters()
+    assert set(counters) >= {"frames", "errors", "resyncs", "skipped", "dropped", "oversized"}
+    assert all(isinstance(value, int) for value in counters.values())
+    assert counters["bytes"] == demuxer.bytes > 0

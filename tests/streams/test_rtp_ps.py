@@ -226,3 +226,22 @@ async def test_ps_over_rfc4571_on_a_loopback_socket() -> None:
             await done.wait()
     assert summary(got) == list(material.units)
     assert [u.pts for u in got] == [i * STEP for i in range(len(got))]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_rtp_loss_hands_on_only_intact_pictures(seed: int) -> None:
+    material = clip(Codec.H264)
+    rng = random.Random(seed)
+    receiver = PsRtpReceiver(PsDemuxer(wait_keyframe=False))
+    got: list[AccessUnit] = []
+    sent = 0
+    for packets in rtp_frames(marker=bool(seed % 2), mtu=400):
+        for packet in packets:
+            sent += 1
+            if rng.random() > 0.04:
+                got += receiver.feed_datagram(packet)
+    got += receiver.demuxer.flush()
+    originals = set(material.units)
+    assert all(unit in originals for unit in summary(got))
+    assert receiver.lost > 0 and len(got) >= 5
+    assert receiver.packets + receiver.lost >= sent - 1  # (a loss at the very end is unseen)
