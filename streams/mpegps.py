@@ -290,7 +290,25 @@ class PsDemuxer:
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[AccessUnit]:
         self.bytes += len(data)
-        self._buf += data
+        buf = self._buf
+        buf += data
+        # the common case, most RTP payloads: inside a video PES that goes on after them
+        n = len(buf)
+        if (
+            self._state is _State.VIDEO
+            and n < self._left
+            and n > 3
+            and self._framing is not _Framing.ELEMENTARY
+            and len(self._au) + n <= self.max_frame
+            and _find_system_code(buf, 0, n) < 0
+        ):
+            take = n - 3  # (3 kept back: they may begin a start code)
+            if not self._broken:
+                with memoryview(buf) as view:
+                    self._au += view[:take]
+            del buf[:take]
+            self._left -= take
+            return []
         self._run()
         return self._take()
 
