@@ -11,11 +11,14 @@ with a new PTS, or the caller's `end_of_frame()` on the RTP marker) arrives. Oth
 belonging to the first picture that starts in the PES. The demuxer learns which kind it reads:
 a PES with a new PTS that does not start with a start code switches it to splitting the
 H.264/H.265 elementary stream at NAL units that begin a picture; until three aligned PES were
-seen, a pack header does not end a frame by itself (the next PES does, a few bytes later).
+seen, a pack header does not end a frame by itself (the next PES does, a few bytes later), and
+once they were, only three misaligned ones in a row (not one damaged header) switch it.
 
 Bad input never raises: the demuxer scans for the next start code, counts `errors`,
-`resyncs` and `skipped` bytes, drops the broken frame, and waits for a keyframe.
-Over ~500 lines because the muxer shares the header formats and constants with the demuxer.
+`resyncs` and `skipped` bytes, drops the broken frame, and waits for a keyframe (a PS start
+code inside a video PES means bytes were lost: H.264/H.265 never contain one).
+Over ~500 lines: the demuxer's state machine (two framings, resync) is long on its own, and
+the muxer shares its header formats and constants; the RTP and TCP side is in `rtp_ps`.
 """
 
 from __future__ import annotations
