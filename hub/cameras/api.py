@@ -25,6 +25,7 @@ from hub.core.errors import (
 )
 from hub.core.state import CONFIG
 from hub.core.turn import client_ice_servers_for, link_header
+from hub.http.request import check_offer
 from signaling.whep import OfferError
 from streams.snapshot import SnapshotUnavailable
 from streams.stream import StreamState
@@ -73,7 +74,7 @@ async def whep_offer(request: web.Request) -> web.Response:
         raise Unsupported("WHEP offers must be sent as Content-Type: application/sdp")
     raw = await request.read()
     try:
-        offer = raw.decode("utf-8")
+        offer = check_offer(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise Invalid("the SDP offer is not UTF-8 text") from None
     cfg = request.app[CONFIG]

@@ -130,10 +130,25 @@ def paging(request: web.Request) -> tuple[int, int]:
     return page, per_page
 
 
+MAX_OFFER_BYTES = 64 * 1024
+MAX_MEDIA_SECTIONS = 16  # a browser offers audio, video, data: a few sections
+
+
+def check_offer(offer: str) -> str:
+    """`Invalid` for an SDP offer no browser sends: larger than MAX_OFFER_BYTES or with more
+    than MAX_MEDIA_SECTIONS `m=` sections (each would cost a transceiver and a loop stall)."""
+    if len(offer) > MAX_OFFER_BYTES:
+        raise Invalid(f"the SDP offer is larger than {MAX_OFFER_BYTES} bytes")
+    sections = offer.count("\nm=") + offer.startswith("m=")
+    if sections > MAX_MEDIA_SECTIONS:
+        raise Invalid(f"the SDP offer has {sections} media sections (at most {MAX_MEDIA_SECTIONS})")
+    return offer
+
+
 async def read_sdp(request: web.Request) -> str:
     if request.content_type != "application/sdp":
         raise Unsupported("send the offer as Content-Type: application/sdp")
     try:
-        return (await request.read()).decode("utf-8")
+        return check_offer((await request.read()).decode("utf-8"))
     except UnicodeDecodeError:
         raise Invalid("the SDP offer is not UTF-8 text") from None

@@ -12,7 +12,7 @@ from hub.core.auth import principal
 from hub.core.errors import Conflict, Forbidden, Invalid, NotAllowed, NotFound, Unsupported
 from hub.core.state import CONFIG
 from hub.core.turn import client_ice_servers_for, link_header
-from hub.http.request import read_json
+from hub.http.request import check_offer, read_json
 from hub.walls.service import WALLS, Wall, WallError
 from signaling.whep import OfferError
 from streams.mosaic import LAYOUTS, MosaicSpec
@@ -93,7 +93,7 @@ async def _answer(request: web.Request, stream: Stream, base: str) -> web.Respon
     if request.content_type != "application/sdp":
         raise Unsupported("WHEP offers must be sent as Content-Type: application/sdp")
     try:
-        offer = (await request.read()).decode("utf-8")
+        offer = check_offer((await request.read()).decode("utf-8"))
     except UnicodeDecodeError:
         raise Invalid("the SDP offer is not UTF-8 text") from None
     p = principal(request)

@@ -222,3 +222,22 @@ async def test_a_token_for_a_centre_that_does_not_exist_is_refused(
         )
         body = await resp.json()
         assert resp.status == 401 and "not a centre" in body["error"]["message"], body
+
+
+async def test_an_offer_with_a_thousand_media_sections_is_refused_at_once(
+    client: TestClient[Any, Any], auth: Callable[..., dict[str, str]]
+) -> None:
+    """Found by the outside check: 1,000 sections were accepted (a 1.2 MB answer) and froze
+    the loop for ~2 s. 100 stay under the test config's body limit."""
+    offer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n" + (
+        "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:96 H264/90000\r\n" * 100
+    )
+    headers = {**auth("admin", COUNTY, "admin"), "Content-Type": "application/sdp"}
+    for path in ("/api/cameras/county-cam/whep", "/api/cameras/county-cam/substream/whep"):
+        resp = await client.post(path, data=offer.encode(), headers=headers)
+        body = await resp.json()
+        assert resp.status == 400, body
+        assert (
+            "media sections" in body["error"]["message"]
+            or "larger than" in body["error"]["message"]
+        )
