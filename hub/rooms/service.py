@@ -50,11 +50,15 @@ class RoomMedia:
 
     # -- publications -------------------------------------------------------------------
     async def publish(self, room: Room, seat: Seat, offer: str) -> tuple[Publication, str]:
-        if seat.publication is not None:
-            await self.publications.unpublish(seat.publication, "republished")
+        # the new offer first: a refused one leaves the live publication and the seat as
+        # they were; the old publication ends only once the new one stands
+        old = seat.publication
         publication, answer = await self.publications.publish(offer, owner=seat.user)
         self._room_of[publication.id] = (room.id, seat.user)
         self.rooms.seat_publication(room, seat.user, publication.id)
+        if old is not None:
+            self._room_of.pop(old, None)  # its close is not the seat leaving
+            await self.publications.unpublish(old, "republished")
         if seat.muted:
             publication.audio_muted = True
         for work in self.rooms.on_published.emit(room, seat, publication):

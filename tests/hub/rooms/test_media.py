@@ -18,6 +18,7 @@ from hub.rooms import service
 from hub.rooms.model import Room, Rooms, Seat
 from hub.rooms.service import RoomMedia
 from signaling.publish import Publication, Publications
+from signaling.whep import OfferError
 from tests.conftest import TOWN, VILLAGE
 
 HOST = Principal("host", Role.DISPATCHER, TOWN)
@@ -42,6 +43,8 @@ class FakeSfu(Publications):
     async def publish(
         self, offer_sdp: str, *, owner: str, publication_id: str | None = None
     ) -> tuple[Publication, str]:
+        if offer_sdp == "refused":
+            raise OfferError("the offer has no usable media")
         self.count += 1
         pub = StandIn(f"p{self.count}", owner)
         self.live[pub.id] = pub
@@ -228,3 +231,17 @@ async def test_only_the_subscriber_ends_its_subscription_and_only_in_its_room() 
     assert ("unsubscribe", session) in setup.sfu.calls
     with pytest.raises(NotFound):  # once
         await setup.media.unsubscribe(setup.room, session, GUEST)
+
+
+async def test_a_refused_republish_keeps_the_live_publication_and_the_seat() -> None:
+    """Found by the outside check: the old publication was ended before the new offer was
+    tried, so a refused one left the seat with nothing (and freed it)."""
+    setup = Setup()
+    first, _ = await setup.media.publish(setup.room, setup.guest_seat, "o")
+    with pytest.raises(OfferError):
+        await setup.media.publish(setup.room, setup.guest_seat, "refused")
+    assert setup.guest_seat.publication == first.id and setup.guest_seat.present
+    assert ("unpublish", first.id, "republished") not in setup.sfu.calls
+    second, _ = await setup.media.publish(setup.room, setup.guest_seat, "o2")
+    assert setup.guest_seat.publication == second.id and setup.guest_seat.present
+    assert ("unpublish", first.id, "republished") in setup.sfu.calls
