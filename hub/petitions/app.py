@@ -13,12 +13,14 @@ never hand out the same code while Redis is reachable.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
 from config.schema import HubConfig
 from hub.core.audit import AUDIT
+from hub.core.auth import Principal
 from hub.core.centres import CENTRES
 from hub.core.cluster import ClusterLink, SharedCounter, link_of
 from hub.core.db import DB
@@ -89,6 +91,12 @@ async def petitions_ctx(app: web.Application) -> AsyncIterator[None]:
             audit.record(seat.user, "petition.hearing", f"case:{code}", details, room.centre)
 
     hooked.append(app[ROOMS].on_published.connect(joined))
+
+    def may_read_case(tag: str, who: Principal) -> Awaitable[bool] | None:
+        """A case's recordings are read by those who may read the case (api.may_read)."""
+        return _may_read_case(petitions, tag, who) if CASE_CODE.fullmatch(tag) else None
+
+    hooked.append(app[RECORDINGS].tag_readers.connect(may_read_case))
     app[PETITIONS] = petitions
     app[HEARINGS] = hearing
     yield
@@ -110,3 +118,11 @@ async def _families(app: web.Application, family: Family) -> None:
             for colour, n in sorted(counts.items())
         ],
     )
+
+
+CASE_CODE = re.compile(r"\d{6,12}-\d{8}-\d{4}")  # <origin>-<day>-<NNNN>
+
+
+async def _may_read_case(petitions: Petitions, code: str, who: Principal) -> bool:
+    case = await petitions.store.get(code)
+    return case is not None and api.may_read(who, case)

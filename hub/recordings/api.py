@@ -89,6 +89,8 @@ async def list_recordings(request: web.Request) -> web.Response:
         raise Invalid("camera= or tag= is required")
     elif not valid_tag(tag):
         raise Invalid("tag is not a valid case tag")
+    elif not await request.app[RECORDINGS].may_read_tag(tag, p):
+        raise NotFound(f"no recordings for {tag!r} in your scope")
     from_ms, to_ms = time_range(request, 86400 * 1000)
     if to_ms - from_ms > MAX_LIST_RANGE_MS:
         raise Invalid("the range may span at most 31 days")
@@ -198,6 +200,8 @@ async def export_tag(request: web.Request) -> web.StreamResponse:
     tag = request.query.get("tag", "")
     if not valid_tag(tag):
         raise Invalid("tag= (a case tag) is required")
+    if not await request.app[RECORDINGS].may_read_tag(tag, p):
+        raise NotFound(f"no closed recordings for {tag!r} in your scope")
     rows = [
         r
         for r in await request.app[RECORDINGS].index.by_tag(tag)

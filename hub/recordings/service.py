@@ -25,10 +25,12 @@ from aiohttp import web
 
 from config.schema import HubConfig, RecordMode
 from hub.cameras.service import Camera, CameraRegistry
+from hub.core.auth import Principal
 from hub.core.events import EventBus
 from hub.recordings.export import temp_path, write_export_zip
 from hub.recordings.retention import Retention
 from hub.recordings.store import RecordingIndex
+from streams.hooks import Hook
 from streams.media import CLOCK_RATE
 from streams.recorder import Recorder, RecorderMode
 from streams.recorder_manifest import ManifestBook, sha256_file, truncate_incomplete
@@ -106,6 +108,9 @@ class RecordingService:
         self._tasks: list[asyncio.Task[None]] = []  # index worker first
         self._retention_now = asyncio.Event()
         self._enospc = False
+        # who may read recordings bound to a tag (a case code, a broadcast id): each owner of
+        # tags answers (tag, who) -> awaitable of True / False, or None for a tag not its own
+        self.tag_readers: Hook[[str, Principal]] = Hook("recording tag readers")
         self.segments_closed = 0
         self.index_drops = 0
 
@@ -167,6 +172,15 @@ class RecordingService:
             await tasks[0]
 
     # -- room / hearing recording ---------------------------------------------------------
+    async def may_read_tag(self, tag: str, who: Principal) -> bool:
+        """Whether `who` may read the recordings bound to `tag`: every owner that knows the
+        tag must agree (a case's rules, a broadcast's audience); a tag nobody owns is read by
+        centre scope alone."""
+        for verdict in self.tag_readers.emit(tag, who):
+            if verdict is not None and not await verdict:
+                return False
+        return True
+
     async def export_zip(
         self, tag: str, header: dict[str, Any], documents: dict[str, Any] | None = None
     ) -> tuple[Path, dict[str, Any], int]:

@@ -272,3 +272,16 @@ async def test_host_ending_the_room_requeues_and_call_back_can_wait(
     assert scheduled["followup_at"] == later and scheduled["followup_call"] is None
     await p["town"].post(f"/api/petitions/{code}/followup", 400, call=True, satisfaction=3)
     await p["town"].post(f"/api/petitions/{code}/followup", 400)
+
+
+async def test_a_hearings_recordings_follow_the_case_rules(hub: Client, auth: Auth) -> None:
+    """Found by the outside check: an operator listed and downloaded a hearing's video by
+    its (guessable) case code while the case itself answered 404 to it."""
+    p = people(hub, auth)
+    code = (await p["kiosk"].post("/api/petitions", 201, category="land"))["code"]
+    operator = Person.with_headers(hub, auth("operator", TOWN, "town-op"))
+    await operator.req("GET", f"/api/petitions/{code}", 404)
+    await operator.req("GET", f"/api/recordings?tag={code}", 404)
+    await operator.req("GET", f"/api/recordings/export.zip?tag={code}", 404)
+    listed = await p["town"].req("GET", f"/api/recordings?tag={code}")  # the desk may
+    assert listed["tag"] == code and listed["segments"] == []
