@@ -45,9 +45,19 @@ class TokenIssuer:
         self._secret = secret
         self.default_ttl = default_ttl
 
-    def issue(self, user: str, role: Role, centre: str, ttl: int | None = None) -> str:
+    def issue(
+        self,
+        user: str,
+        role: Role,
+        centre: str,
+        ttl: int | None = None,
+        extra: dict[str, int] | None = None,
+    ) -> str:
+        """A signed token; `extra` claims (numbers) ride along, e.g. a petitioner link's
+        serial."""
         now = int(time.time())
-        claims = {
+        claims: dict[str, object] = {
+            **(extra or {}),
             "iss": ISSUER,
             "sub": user,
             "role": str(role),

@@ -302,9 +302,14 @@ async def link(request: web.Request) -> web.Response:
     if case.status is Status.ARCHIVED:
         raise Conflict(f"case {case.code} is archived")
     iat = int(time.time())
-    await petitions.record(case.code, p.user, "link", "petitioner link issued", link_iat=iat)
+    # each link a serial above the last (not the second it was issued: two links in one
+    # second must not both stay valid); only the newest opens the case
+    serial = max(iat, case.link_iat + 1)
+    await petitions.record(case.code, p.user, "link", "petitioner link issued", link_iat=serial)
     ttl = request.app[CONFIG].petitions.link_ttl
-    token = request.app[TOKENS].issue(case.petitioner, Role.PETITIONER, case.origin, ttl)
+    token = request.app[TOKENS].issue(
+        case.petitioner, Role.PETITIONER, case.origin, ttl, extra={"lnk": serial}
+    )
     request.app[AUDIT].record(p.user, "petition.link", f"case:{case.code}", {}, case.queue)
     return web.json_response(
         {
@@ -399,8 +404,9 @@ async def petitioner_guard(request: web.Request, handler: Handler) -> web.Stream
     if case is None:  # not a link of a case: it opens nothing
         raise Forbidden("a petitioner token opens its own case only, and it names none")
     token = request.headers.get("Authorization", "")[7:].strip() or request.query.get("token", "")
-    iat = jwt.decode(token, options={"verify_signature": False}).get("iat", 0) if token else 0
-    if int(iat) < case.link_iat:
+    # verified already (authentication): only its link serial is read here
+    serial = jwt.decode(token, options={"verify_signature": False}).get("lnk", 0) if token else 0
+    if not isinstance(serial, int) or serial < case.link_iat:
         raise Unauthenticated("this petitioner link is no longer valid (a newer one was issued)")
     if request.path == "/api/me":  # its own identity and ICE servers: nothing of others
         return await handler(request)

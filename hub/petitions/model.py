@@ -106,7 +106,7 @@ class Case:
     satisfaction: int | None = None
     resolved_at: float | None = None
     overdue_at: float | None = None  # flagged to the centre above
-    link_iat: int = 0  # petitioner links issued before this second are void
+    link_iat: int = 0  # the newest petitioner link's serial: links with a lower one are void
     followup_call: str | None = None
     followup_at: float | None = None  # a call back scheduled for then
 

@@ -285,3 +285,18 @@ async def test_a_hearings_recordings_follow_the_case_rules(hub: Client, auth: Au
     await operator.req("GET", f"/api/recordings/export.zip?tag={code}", 404)
     listed = await p["town"].req("GET", f"/api/recordings?tag={code}")  # the desk may
     assert listed["tag"] == code and listed["segments"] == []
+
+
+async def test_a_newer_link_voids_the_older_even_within_the_same_second(
+    hub: Client, auth: Auth
+) -> None:
+    """Found by the outside check: a petitioner link stayed valid when a newer one was issued
+    within the same second (links were compared by their issue second)."""
+    p = people(hub, auth)
+    code = (await p["kiosk"].post("/api/petitions", 201, category="family"))["code"]
+    first = await p["town"].post(f"/api/petitions/{code}/link", 201)
+    second = await p["town"].post(f"/api/petitions/{code}/link", 201)
+    old = Person(hub, first["token"])
+    new = Person(hub, second["token"])
+    await old.req("GET", f"/api/petitions/{code}", 401)
+    await new.req("GET", f"/api/petitions/{code}")
