@@ -120,10 +120,16 @@ async def whep_offer(request: web.Request) -> web.Response:
 
 
 async def whep_delete(request: web.Request) -> web.Response:
-    cam = await viewable_camera(request)
     p = principal(request)
     sessions = request.app[WHEP]
     session = sessions.get(request.match_info["session"])
+    own = session is not None and session.user == p.user
+    if own and session is not None and session.camera == request.match_info["camera"]:
+        # one's own session ends whatever the camera's scope (a camera a room's host shared
+        # with a participant outside it)
+        await sessions.close(session.id, reason=f"deleted by {p.user}")
+        return web.Response(status=200)
+    cam = await viewable_camera(request)
     if session is None or session.camera != cam.id:
         raise NotFound("no such WHEP session")
     if session.user != p.user and p.role != "admin":

@@ -10,9 +10,11 @@ from typing import Any
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestClient, TestServer
 from aiortc import RTCSessionDescription
+from yarl import URL
 
 from config import parse_config
 from hub.app import build_app
+from hub.cameras.service import WHEP
 from hub.rooms.model import ROOMS
 from hub.rooms.service import ROOM_MEDIA
 from tests.conftest import COUNTY, TOWN, VILLAGE, topology
@@ -103,6 +105,13 @@ async def test_three_centre_room_everyone_sees_everyone(token: Callable[..., str
             )
             await viewer.start()
             await viewer.wait_frames(5)
+            # the participant ends its own session of the shared camera (its DELETE used to
+            # be refused: the camera is outside its scope)
+            assert viewer.location is not None
+            resp = await client.delete(URL(viewer.location).path, headers=village.headers)
+            assert resp.status == 200, await resp.text()
+            assert len(client.app[WHEP]) == 0
+            viewer.location = None
             await viewer.stop()
 
             # host controls: mute stops the village microphone being forwarded
