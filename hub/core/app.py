@@ -15,7 +15,7 @@ from aiohttp import web
 
 from config.schema import HubConfig
 from hub.core.audit import AUDIT, AuditLog
-from hub.core.auth import TOKENS, USERS, TokenIssuer
+from hub.core.auth import THROTTLE, TOKENS, USERS, LoginThrottle, TokenIssuer
 from hub.core.centres import CENTRES, CentreTree
 from hub.core.cluster import LINK, ClusterLink
 from hub.core.db import DB, Database
@@ -30,6 +30,7 @@ def setup(app: web.Application, config: HubConfig) -> None:
     app[CENTRES] = CentreTree.from_config(config)
     app[TOKENS] = TokenIssuer(config.auth.secret, config.auth.token_ttl)
     app[USERS] = {u.name: u for u in config.users}
+    app[THROTTLE] = LoginThrottle()
     app[STARTED] = time.time()
     app[EVENTS] = EventBus()
     app[PRESENCE] = Presence(app[EVENTS], {u.name for u in config.users if u.duty})

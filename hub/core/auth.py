@@ -11,6 +11,8 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import jwt
@@ -92,6 +94,54 @@ class TokenIssuer:
         return Principal(user=str(claims["sub"]), role=role, centre=centre)
 
 
+class LoginThrottle:
+    """Repeated wrong passwords slow down, per user name and per address: the first `free`
+    failures within `window` seconds cost nothing; after that each attempt must wait twice
+    as long as the one before (1 s, 2 s, 4 s … at most `max_wait`), counted from the last
+    failure. A success clears the user's count (not the address's: one address guessing many
+    names stays slow). At most `max_keys` names and addresses are remembered (oldest go)."""
+
+    def __init__(
+        self,
+        *,
+        free: int = 5,
+        window: float = 900.0,
+        max_wait: float = 300.0,
+        max_keys: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.free, self.window, self.max_wait, self.max_keys = free, window, max_wait, max_keys
+        self.clock = clock
+        self._failures: OrderedDict[str, tuple[int, float]] = OrderedDict()  # key → (n, last)
+        self.failed_total = 0
+        self.refused_total = 0
+
+    def wait(self, user: str, address: str) -> float:
+        """Seconds before the next attempt for `user` from `address` is heard (0: now)."""
+        now = self.clock()
+        longest = 0.0
+        for key in (f"u:{user}", f"a:{address}"):
+            n, last = self._failures.get(key, (0, 0.0))
+            if n < self.free or now - last > self.window:
+                continue
+            longest = max(longest, min(self.max_wait, 2.0 ** (n - self.free)) - (now - last))
+        if longest > 0:
+            self.refused_total += 1
+        return max(0.0, longest)
+
+    def failed(self, user: str, address: str) -> None:
+        self.failed_total += 1
+        now = self.clock()
+        for key in (f"u:{user}", f"a:{address}"):
+            n, last = self._failures.pop(key, (0, 0.0))
+            self._failures[key] = (1 if now - last > self.window else n + 1, now)
+        while len(self._failures) > self.max_keys:
+            self._failures.popitem(last=False)
+
+    def succeeded(self, user: str) -> None:
+        self._failures.pop(f"u:{user}", None)
+
+
 def hash_password(password: str, *, iterations: int = 200_000) -> str:
     salt = secrets.token_bytes(16)
     digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
@@ -126,3 +176,6 @@ def principal(request: web.Request) -> Principal:
     if p is None:
         raise Unauthenticated("authentication required")
     return p
+
+
+THROTTLE = web.AppKey("login_throttle", LoginThrottle)

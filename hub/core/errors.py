@@ -64,6 +64,16 @@ class Unsupported(HubError):
     code = "unsupported_media_type"
 
 
+class TooMany(HubError):
+    """Too many attempts: wait `retry_after` seconds."""
+
+    code = "too_many_requests"
+
+    def __init__(self, message: str, code: str | None = None, *, retry_after: float = 1.0) -> None:
+        super().__init__(message, code)
+        self.retry_after = retry_after
+
+
 class Unavailable(HubError):
     """Something this needs is away for now (a camera, Redis, a peer node): retry later."""
 

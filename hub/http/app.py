@@ -14,6 +14,7 @@ from pathlib import Path
 from aiohttp import web
 
 from config.schema import HubConfig
+from hub.core.auth import THROTTLE
 from hub.core.events import EVENTS
 from hub.core.presence import PRESENCE
 from hub.http import audit, system
@@ -66,4 +67,17 @@ def _families(app: web.Application, family: Family) -> None:
     )
     bus = app[EVENTS]
     family("zzhub_events_published_total", "counter", "Events published.", [("", bus.published)])
+    throttle = app[THROTTLE]
+    family(
+        "zzhub_login_failed_total",
+        "counter",
+        "Wrong passwords.",
+        [("", float(throttle.failed_total))],
+    )
+    family(
+        "zzhub_login_refused_total",
+        "counter",
+        "Logins refused for repeated wrong passwords (429).",
+        [("", float(throttle.refused_total))],
+    )
     family("zzhub_event_subscribers", "gauge", "Event subscriptions.", [("", len(bus))])

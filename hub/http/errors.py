@@ -6,6 +6,7 @@ The one place that knows which status each of the hub's refusals (`hub.core.erro
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -18,6 +19,7 @@ from hub.core.errors import (
     NotAllowed,
     NotFound,
     TooLarge,
+    TooMany,
     Unauthenticated,
     Unavailable,
     Unsupported,
@@ -36,12 +38,12 @@ STATUS: dict[type[HubError], int] = {
     Conflict: 409,
     TooLarge: 413,
     Unsupported: 415,
+    TooMany: 429,
     Unavailable: 503,
 }
 _BY_STATUS = {status: kind for kind, status in STATUS.items()}
 _CODES = {
     422: "unprocessable",
-    429: "too_many_requests",
     **{status: kind.code for kind, status in STATUS.items()},
 }
 
@@ -77,7 +79,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except HubError as err:
-        return error_response(status_of(err), err.message, err.code)
+        resp = error_response(status_of(err), err.message, err.code)
+        if isinstance(err, TooMany):
+            resp.headers["Retry-After"] = str(max(1, math.ceil(err.retry_after)))
+        return resp
     except web.HTTPException as exc:
         if exc.status < 400 or not _wants_json(request):
             raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -9,10 +10,10 @@ from aiohttp import web
 
 from config.schema import Role
 from hub.core.audit import AUDIT
-from hub.core.auth import TOKENS, USERS, check_password, principal
+from hub.core.auth import THROTTLE, TOKENS, USERS, check_password, principal
 from hub.core.centres import CENTRES
 from hub.core.cluster import link_of
-from hub.core.errors import Forbidden, Invalid, Unauthenticated
+from hub.core.errors import Forbidden, Invalid, TooMany, Unauthenticated
 from hub.core.state import CONFIG, STARTED
 from hub.core.turn import client_ice_servers_for
 from hub.http.metrics import METRICS
@@ -40,12 +41,19 @@ async def login(request: web.Request) -> web.Response:
         raise Invalid("user and password (strings) are required")
     user = request.app[USERS].get(name)
     peer = request.remote or ""
+    throttle = request.app[THROTTLE]
+    wait = throttle.wait(name, peer)
+    if wait > 0:
+        message = f"too many wrong passwords: try again in {math.ceil(wait)} s"
+        raise TooMany(message, retry_after=wait)
     if user is None or not check_password(user.password, password):
+        throttle.failed(name, peer)
         if user is not None:  # unknown names are not logged (they would flood the chain)
             request.app[AUDIT].record(
                 user.name, "login.failed", f"user:{user.name}", {"remote": peer}, user.centre
             )
         raise Unauthenticated("wrong user name or password")
+    throttle.succeeded(user.name)
     token = request.app[TOKENS].issue(user.name, user.role, user.centre)
     request.app[AUDIT].record(
         user.name, "login", f"user:{user.name}", {"remote": peer}, user.centre

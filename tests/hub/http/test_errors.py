@@ -17,6 +17,7 @@ from hub.core.errors import (
     NotAllowed,
     NotFound,
     TooLarge,
+    TooMany,
     Unauthenticated,
     Unavailable,
     Unsupported,
@@ -86,12 +87,16 @@ def test_subclass_keeps_parent_status_and_base_is_500() -> None:
         (504, Unavailable, "unavailable"),
         (418, Invalid, "bad_request"),
         (422, Invalid, "bad_request"),
-        (429, Invalid, "bad_request"),
     ],
 )
 def test_statuses_without_a_kind(status: int, kind: type[HubError], code: str) -> None:
     err = error_for_status(status, "m")
     assert type(err) is kind and err.code == code
+
+
+def test_a_peers_429_comes_back_as_too_many() -> None:
+    err = error_for_status(429, "slow down", "too_many_requests")
+    assert type(err) is TooMany and err.code == "too_many_requests" and err.retry_after == 1.0
 
 
 def _code(resp: web.Response) -> str:
