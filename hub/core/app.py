@@ -21,6 +21,7 @@ from hub.core.cluster import LINK, ClusterLink
 from hub.core.db import DB, Database
 from hub.core.events import EVENTS, EventBus
 from hub.core.presence import PRESENCE, Presence
+from hub.core.revocations import REVOCATIONS, Revocations
 from hub.core.state import CONFIG, STARTED
 from signaling.ice import resolve_addresses, use_host_addresses
 
@@ -46,7 +47,11 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     audit = AuditLog(db)
     await audit.start()
     app[AUDIT] = audit
+    revocations = Revocations(db, app[EVENTS])
+    await revocations.start()
+    app[REVOCATIONS] = revocations
     yield
+    await revocations.close()
     await audit.close()
     app[EVENTS].close()
     await db.close()

@@ -8,6 +8,7 @@ from aiohttp import web
 from hub.core.auth import PRINCIPAL, TOKENS, AuthError
 from hub.core.centres import CENTRES
 from hub.core.errors import Unauthenticated
+from hub.core.revocations import REVOCATIONS
 from hub.http.errors import Handler
 
 PUBLIC_PATHS = {"/api/health", "/api/login"}
@@ -28,9 +29,12 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if not token:
             raise Unauthenticated("missing bearer token (Authorization: Bearer TOKEN)")
         try:
-            p = request.app[TOKENS].verify(token)
+            p, issued_ms = request.app[TOKENS].verify_issued(token)
         except AuthError as err:
             raise Unauthenticated(str(err)) from None
+        revocations = request.app.get(REVOCATIONS)
+        if revocations is not None and revocations.revoked(p.user, issued_ms):
+            raise Unauthenticated("this token was signed out: sign in again", "signed_out")
         centres = request.app.get(CENTRES)
         if centres is not None and p.centre not in centres:  # "4109" would see all below it
             raise Unauthenticated(f"the token's centre {p.centre} is not a centre of this hub")

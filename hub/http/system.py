@@ -13,7 +13,8 @@ from hub.core.audit import AUDIT
 from hub.core.auth import THROTTLE, TOKENS, USERS, check_password, principal
 from hub.core.centres import CENTRES
 from hub.core.cluster import link_of
-from hub.core.errors import Forbidden, Invalid, TooMany, Unauthenticated
+from hub.core.errors import Forbidden, Invalid, NotFound, TooMany, Unauthenticated
+from hub.core.revocations import REVOCATIONS
 from hub.core.state import CONFIG, STARTED
 from hub.core.turn import client_ice_servers_for
 from hub.http.metrics import METRICS
@@ -63,6 +64,28 @@ async def login(request: web.Request) -> web.Response:
     )
 
 
+async def logout(request: web.Request) -> web.Response:
+    """Sign out every token of the caller (this one included), on every node."""
+    p = principal(request)
+    await request.app[REVOCATIONS].revoke(p.user)
+    request.app[AUDIT].record(p.user, "logout", f"user:{p.user}", {}, p.centre)
+    return web.json_response({"user": p.user, "signed_out": True})
+
+
+async def revoke_user(request: web.Request) -> web.Response:
+    """Admins: sign out every token of a user of their scope (a lost phone, a user who left)."""
+    p = principal(request)
+    name = request.match_info["user"]
+    user = request.app[USERS].get(name)
+    if p.role is not Role.ADMIN:
+        raise Forbidden("only admins sign other users out")
+    if user is None or not p.can_see(user.centre):
+        raise NotFound(f"no user {name!r} in your scope")
+    await request.app[REVOCATIONS].revoke(user.name)
+    request.app[AUDIT].record(p.user, "user.revoke", f"user:{user.name}", {}, user.centre)
+    return web.json_response({"user": user.name, "signed_out": True})
+
+
 async def me(request: web.Request) -> web.Response:
     p = principal(request)
     centre = request.app[CENTRES].get(p.centre)
@@ -106,6 +129,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/health", health)
     app.router.add_post("/api/login", login)
     app.router.add_get("/api/me", me)
+    app.router.add_post("/api/logout", logout)
+    app.router.add_post("/api/users/{user}/revoke", revoke_user)
     app.router.add_get("/api/centres", centres)
     app.router.add_get("/api/cluster", cluster)
     app.router.add_get("/metrics", metrics)

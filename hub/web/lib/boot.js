@@ -68,7 +68,7 @@ class Boot {
       this.api.onUnauthorized = () => this.signOut();
     }
     const logout = $("logout");
-    if (logout) logout.addEventListener("click", () => this.signOut());
+    if (logout) logout.addEventListener("click", () => this.signOut("", true));
     window.addEventListener("pagehide", () => this.socket && this.socket.close());
   }
 
@@ -148,11 +148,21 @@ class Boot {
 
   // Let go of the page (its stop, the socket), drop the token, and sign in again: the form
   // here, or the console's.
-  async signOut(message = "") {
+  // `revoke` (the sign-out button): the hub also refuses this token from now on, on every
+  // node (POST /api/logout), once the page's own clean-up has gone out under it.
+  async signOut(message = "", revoke = false) {
     const ctx = this.ctx;
     this.ctx = null;
     const stopping = ctx && this.stop ? this.stop(ctx) : null; // still under the old token
     this.closeSocket();
+    if (revoke) {
+      await stopping;
+      try {
+        await this.api.request("/api/logout", { method: "POST" });
+      } catch {
+        // unreachable or already refused: the token is dropped here all the same
+      }
+    }
     this.api.setToken("");
     if (this.form) this.form.show(message);
     else toSignIn();

@@ -21,6 +21,7 @@ from hub.app import build_app
 from hub.cluster.service import CLUSTER, Cluster, ClusterState
 from hub.core.cluster import link_of
 from hub.core.events import EVENTS
+from hub.core.revocations import REVOCATIONS
 from tests.conftest import COUNTY, VILLAGE, topology
 from tests.fixtures.system import requires_system
 
@@ -171,6 +172,19 @@ async def test_event_on_node_a_reaches_a_ws_client_on_node_b(
             assert event["data"]["user"] == "dongguan" and event["data"]["status"] == "online"
             assert event["centre"] == VILLAGE
     assert cluster(a).sent >= 1 and cluster(b).received >= 1
+
+
+async def test_a_sign_out_on_node_a_is_refused_on_node_b(
+    two_nodes: tuple[Node, Node], token: Callable[..., str]
+) -> None:
+    a, b = two_nodes
+    headers = {"Authorization": f"Bearer {token('operator', COUNTY, 'wang')}"}
+    assert (await b.get("/api/me", headers=headers)).status == 200
+    assert (await a.post("/api/logout", headers=headers)).status == 200
+    revocations = b.app[REVOCATIONS]
+    await wait_for(lambda: revocations.revoked("wang", int(time.time() * 1000) - 1000))
+    resp = await b.get("/api/me", headers=headers)
+    assert resp.status == 401 and (await resp.json())["error"]["code"] == "signed_out"
 
 
 async def test_no_loops_and_user_addressing(
