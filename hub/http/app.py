@@ -15,7 +15,7 @@ from aiohttp import web
 
 from config.schema import HubConfig
 from hub.core.auth import THROTTLE
-from hub.core.events import EVENTS
+from hub.core.events import EVENTS, Event
 from hub.core.presence import PRESENCE
 from hub.http import audit, system
 from hub.http.errors import error_middleware
@@ -31,6 +31,7 @@ def setup(app: web.Application, config: HubConfig) -> None:
     app.middlewares.extend([error_middleware, auth_middleware])
     app[WS] = WsRouter()
     register_builtin(app[WS], app[PRESENCE])
+    app[EVENTS].taps.connect(lambda event: _signed_out(app[WS], event))
     app.on_shutdown.append(_close_websockets)
     app[HEALTH] = []
     app[METRICS] = Metrics()
@@ -40,6 +41,13 @@ def setup(app: web.Application, config: HubConfig) -> None:
     app.router.add_get("/ws", ws_handler)
     app.router.add_get("/", _console)
     app.router.add_static("/static/", WEB_ROOT, show_index=False)
+
+
+def _signed_out(router: WsRouter, event: Event) -> None:
+    """A sign-out (here or on another node): the user's open sockets close too."""
+    user = event.data.get("user")
+    if event.topic == "auth.revoked" and isinstance(user, str):
+        router.sign_out(user)
 
 
 async def _console(request: web.Request) -> web.StreamResponse:

@@ -37,6 +37,7 @@ from hub.core.events import EVENTS, Event, EventBus
 from hub.core.presence import PRESENCE, Presence, Status
 from hub.http.request import check_json
 from streams.hooks import Hook
+from streams.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -153,9 +154,10 @@ class WsRouter:
         # an event goes to thousands of sockets: encode it once (the newest few, by sequence)
         self._encoded: OrderedDict[tuple[str, int], str] = OrderedDict()
         self._frames: OrderedDict[tuple[str, int], bytes] = OrderedDict()
-        # awaited after `hello` on every connect (e.g. queued notices); a failure is logged
-        # after the hello: async listeners, awaited in turn (a notice queue pushes its backlog)
+        # after the hello: async listeners, awaited in turn (a notice queue pushes its backlog);
+        # a failure is logged
         self.on_connect: Hook[[WsClient]] = Hook("websocket connected")
+        self._closing = TaskSet("websocket closes", log)
 
     def encoded(self, event: Event) -> str:
         key = (getattr(event, "origin", ""), event.seq)
@@ -236,9 +238,17 @@ class WsRouter:
             return
         await client.send({"type": "reply", "re": envelope.id, "data": result})
 
+    def sign_out(self, user: str) -> None:
+        """Close every socket of `user` now: its tokens were signed out (it reconnects, is
+        refused, and signs in again)."""
+        for client in [c for c in self.clients if c.principal.user == user]:
+            close = client.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"signed out")
+            self._closing.spawn(close, cancellable=False)
+
     async def close_all(self) -> None:
         for client in list(self.clients):
             await client.ws.close(code=WSCloseCode.GOING_AWAY, message=b"hub shutting down")
+        await self._closing.close()
 
 
 def _error(re: str | None, code: str, message: str) -> dict[str, Any]:

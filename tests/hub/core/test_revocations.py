@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import pytest
 from aiohttp.test_utils import TestClient
 
 from hub.core.db import Database
@@ -77,3 +79,20 @@ async def test_sign_outs_survive_a_restart_and_travel_between_nodes(tmp_path: Pa
         await third.close()
     finally:
         await db.close()
+
+
+async def test_a_sign_out_closes_the_users_open_sockets(client: TestClient[Any, Any]) -> None:
+    headers = await login(client, "town-op", "town-pass")
+    token = headers["Authorization"][7:]
+    async with client.ws_connect(f"/ws?token={token}") as ws:
+        assert (await ws.receive_json(timeout=5))["type"] == "hello"
+        assert (await client.post("/api/logout", headers=headers)).status == 200
+        async with asyncio.timeout(5):
+            msg = await ws.receive()
+            while msg.type not in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                msg = await ws.receive()
+        assert ws.close_code == 1008
+    # and it cannot come back: the handshake itself is refused
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await client.ws_connect(f"/ws?token={token}")
+    assert refused.value.status == 401
