@@ -383,6 +383,31 @@ class RedisConfig(Strict):
     peer_ca: str = ""
 
 
+class Gb28181Device(Strict):
+    """A GB/T 28181 device (camera, DVR, NVR) allowed to register, by its 20-digit ID or an
+    ID prefix. `auth: none` is for equipment that cannot do digest (off unless said)."""
+
+    id: str = Field(pattern=r"^\d{1,20}$", description="the device's ID, or a prefix of IDs")
+    password: str = ""  # empty: the section's password; env:VAR allowed
+    auth: Literal["digest", "none"] = "digest"
+    centre: str | None = Field(None, pattern=CODE_RE.pattern)  # empty: from the ID's prefix
+
+
+class Gb28181Config(Strict):
+    """The hub as a GB/T 28181 platform: devices register to it over SIP (UDP and TCP)."""
+
+    enabled: bool = False
+    host: str = "0.0.0.0"
+    port: int = Field(5060, ge=0, le=65535)  # 0: any free port (tests)
+    server_id: str = Field("41092200002000000001", pattern=r"^\d{20}$")
+    domain: str = Field("4109220000", pattern=r"^\d{10}$")  # also the digest realm
+    password: str = ""  # devices' default password; env:VAR allowed
+    devices: list[Gb28181Device] = []
+    keepalive_interval: float = Field(60.0, gt=0, le=3600, description="seconds")
+    missed_keepalives: int = Field(3, ge=1, le=100)  # offline after this many intervals
+    max_expires: int = Field(3600, ge=60, le=86400)  # a REGISTER's Expires is capped to it
+
+
 class HubConfig(Strict):
     http: HttpConfig = HttpConfig()
     auth: AuthConfig
@@ -398,6 +423,7 @@ class HubConfig(Strict):
     duty: DutyConfig = DutyConfig()
     walls: list[WallConfig] = []
     petitions: PetitionsConfig = PetitionsConfig()
+    gb28181: Gb28181Config = Gb28181Config()
 
     @model_validator(mode="after")
     def _walls(self) -> HubConfig:

@@ -21,6 +21,7 @@ from hub.cameras import app as cameras
 from hub.cluster import app as cluster
 from hub.core import app as core
 from hub.duty import app as duty
+from hub.gb28181 import app as gb28181
 from hub.http import app as http
 from hub.http.app import WEB_ROOT
 from hub.notices import app as notices
@@ -41,6 +42,7 @@ def build_app(config: HubConfig) -> web.Application:
     if config.redis.url:
         cluster.setup(app, config)
     recordings.setup(app, config)
+    gb28181.setup(app, config)
     alerts.setup(app, config)
     walls.setup(app, config)
     duty.setup(app, config)
