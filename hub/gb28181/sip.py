@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -457,7 +458,7 @@ class Headers:
 
 
 @dataclass
-class SipMessage:
+class SipMessage(ABC):
     headers: Headers
     body: bytes = b""
 
@@ -511,8 +512,9 @@ class SipMessage:
         value = self.headers.get("Max-Forwards")
         return None if value is None else _number(value, 255, "Max-Forwards")
 
+    @abstractmethod
     def _start_line(self) -> str:
-        raise NotImplementedError
+        """The request or status line (each kind of message writes its own)."""
 
     def to_bytes(self) -> bytes:
         """The message on the wire, Content-Length set to the body's length."""
