@@ -5,7 +5,7 @@ address to answer). TCP: `SipStreamParser` frames the messages of a connection a
 back on the same connection (never to the `Contact`/`Via` a device claims: those are often
 private addresses); a malformed stream is answered 400 where possible and the connection is
 closed. A message over `MAX_MESSAGE` bytes is refused the same way. Requests go to the
-`Registrar`; responses from devices are not expected yet and are counted.
+`Registrar`; responses from devices are not expected yet and are ignored.
 """
 
 from __future__ import annotations
@@ -33,8 +33,6 @@ class SipServer:
     def __init__(self, registrar: Registrar) -> None:
         self.registrar = registrar
         self.malformed = 0
-        self.responses = 0
-        self.handler_errors = 0
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
         # TCP connections: their writers (closed at close()) and the handler tasks asyncio
@@ -79,8 +77,7 @@ class SipServer:
 
     def _answer_message(self, message: Any, address: str, transport: str) -> bytes | None:
         if not isinstance(message, SipRequest):
-            self.responses += 1
-            return None
+            return None  # responses from devices: the hub sends no requests yet
         try:
             response = self.registrar.handle(message, address, transport)
         except SipParseError as err:  # a header the registrar needed is malformed
@@ -90,7 +87,6 @@ class SipServer:
             except SipParseError:
                 return None
         except Exception:
-            self.handler_errors += 1
             log.exception("GB/T 28181: %s from %s failed", message.method, address)
             return response_to(message, 500).to_bytes()
         return response.to_bytes() if response is not None else None

@@ -76,14 +76,12 @@ class Registrar:
         self.authority = DigestAuthority(config.domain, clock=clock)
         self.devices: dict[str, Device] = {}
         self.refused = 0  # REGISTERs refused: unknown device, wrong password
-        self.answered = 0
 
     # -- requests ----------------------------------------------------------------------------
     def handle(self, request: SipRequest, address: str, transport: str) -> SipResponse | None:
         method = request.method.upper()
         if method == "ACK":
             return None
-        self.answered += 1
         if method == "REGISTER":
             return self._register(request, address, transport)
         if method == "MESSAGE":
