@@ -70,20 +70,29 @@ class AlertWatch:
         self._leases: list[TapLease] = []
         self._down: set[str] = set()
         self._last: dict[str, str] = {}  # camera id → API status last seen
-        self._listeners: list[Connection] = []  # on the cameras' stream states
+        self._listeners: list[Connection] = []  # on the cameras' stream states, additions
 
     def start(self) -> None:
         if self.config.alerts.camera_status:
             # our own stream listeners, not `registry.on_status()`: that one keeps a single
             # last status per camera, so only its first listener sees a change
             for cam in self.cameras.all():
-                self._last[cam.id] = cam.status()
                 self._listen(cam)
         for cam in self.cameras.all():
             if cam.config.analyse:
                 self._analyse(cam)
+        self._listeners.append(self.cameras.on_added.connect(self._added))
+
+    def _added(self, cam: Camera) -> None:
+        """A camera found after start (a GB/T 28181 channel): watched like the others."""
+        if self.config.alerts.camera_status:
+            self._listen(cam)
+        if cam.config.analyse:
+            self._analyse(cam)
 
     def _listen(self, cam: Camera) -> None:
+        self._last[cam.id] = cam.status()
+
         def changed(stream: Stream, old: StreamState, new: StreamState) -> None:
             self._state_changed(cam)
 
@@ -170,6 +179,13 @@ class AlertWatch:
 
     async def _online(self, cam: Camera) -> None:
         snapshot: bytes | None = None
+        if cam.stream.state is not StreamState.ONLINE:
+            # back, but not pulled (a GB/T 28181 channel whose device re-registered): no
+            # snapshot, rather than a burst of INVITEs to an NVR whose channels all came back
+            await self.alerts.raise_alert(
+                AlertKind.CAMERA_ONLINE, cam.id, cam.centre, {"reconnects": 0}, None
+            )
+            return
         try:
             async with asyncio.timeout(SNAPSHOT_TIMEOUT):
                 snapshot = await cam.snapshot(SNAPSHOT_TIMEOUT)

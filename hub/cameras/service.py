@@ -63,10 +63,23 @@ class Camera:
             return "idle"  # the first connection attempt of this pull is under way
         return "offline"
 
+    @property
+    def source(self) -> str:
+        """Where the hub gets the video: "url" (the camera's URL) or "gb28181" (a channel of
+        a device registered over GB/T 28181)."""
+        return "url"
+
+    def notify(self) -> None:
+        """Tell the stream's state listeners the camera's status may have changed without a
+        stream state change (a GB/T 28181 device went offline): they read `status()` again."""
+        state = self.stream.state
+        self.stream.state_listeners.emit(self.stream, state, state)
+
     def to_json(self) -> dict[str, object]:
         info = self.stream.relay.info
         return {
             "id": self.id,
+            "source": self.source,
             "name": self.config.name,
             "centre": self.centre,
             "status": self.status(),
@@ -125,6 +138,9 @@ class CameraRegistry:
         self.remote: RemoteDirectory | None = None  # set by the cluster add-on
         # (camera, old, new) when a camera's API status (online / offline / idle) changes
         self.on_status: Hook[[Camera, str, str]] = Hook("camera status")
+        # (camera) added after start (a GB/T 28181 device's channel)
+        self.on_added: Hook[[Camera]] = Hook("camera added")
+        self._started = False
         for centre in config.centres:
             for cam in centre.cameras:
                 stream = Stream(
@@ -137,22 +153,30 @@ class CameraRegistry:
                     backoff=s.backoff,
                 )
                 self._cameras[cam.id] = Camera(cam, centre.code, stream)
-        self._watch_status()
+        for camera in self._cameras.values():
+            self._watch_status(camera)
 
-    def _watch_status(self) -> None:
-        """Emit `on_status(camera, old, new)` when a camera's API status changes."""
-        last = {cam.id: cam.status() for cam in self._cameras.values()}
-        for cam in self._cameras.values():
+    def _watch_status(self, cam: Camera) -> None:
+        """Emit `on_status(camera, old, new)` when the camera's API status changes."""
+        last = [cam.status()]
 
-            def changed(
-                stream: Stream, old: StreamState, new: StreamState, cam: Camera = cam
-            ) -> None:
-                status = cam.status()
-                if status != last[cam.id]:
-                    previous, last[cam.id] = last[cam.id], status
-                    self.on_status.emit(cam, previous, status)
+        def changed(stream: Stream, old: StreamState, new: StreamState) -> None:
+            status = cam.status()
+            if status != last[0]:
+                previous, last[0] = last[0], status
+                self.on_status.emit(cam, previous, status)
 
-            cam.stream.state_listeners.connect(changed)
+        cam.stream.state_listeners.connect(changed)
+
+    def add(self, cam: Camera) -> None:
+        """A camera found after start (a GB/T 28181 channel). Its id must be new."""
+        if cam.id in self._cameras:
+            raise ValueError(f"camera {cam.id} exists")
+        self._cameras[cam.id] = cam
+        self._watch_status(cam)
+        if self._started and cam.stream.always_on:
+            cam.stream.start()
+        self.on_added.emit(cam)
 
     def get(self, camera_id: str) -> Camera | None:
         return self._cameras.get(camera_id)
@@ -193,6 +217,7 @@ class CameraRegistry:
         return cam
 
     def start(self) -> None:
+        self._started = True
         for cam in self._cameras.values():
             if cam.stream.always_on:
                 cam.stream.start()
