@@ -9,13 +9,16 @@ carries the bytes):
   `Expires` seconds (capped by `max_expires`), a wrong one is 403, a right one on an old nonce
   401 `stale=true`. `auth: none` devices register without a challenge. `Expires: 0`
   unregisters. The 200 carries `Date` (devices set their clocks from it).
-- MESSAGE: a MANSCDP Keepalive from a registered device refreshes it (200); any other body is
-  answered 200 and ignored for now; from a device that is not registered, 403.
-- OPTIONS: 200. ACK: nothing. Anything else: 501.
+- MESSAGE: a MANSCDP Keepalive from a registered device refreshes it (200); any other body
+  (catalog and query responses, alarms) is answered 200 and handed to `on_message`; from a
+  device that is not registered, 403.
+- BYE, INFO (in a dialog the hub opened): to `dialogs`, which answers (481 without one).
+- OPTIONS: 200. ACK: to `dialogs` too (nothing is answered). Anything else: 501.
 
 `sweep` marks offline a device whose registration expired or that missed
 `missed_keepalives` keepalive intervals. Every change online ↔ offline is an event
-`gb28181.device` to the device's centre.
+`gb28181.device` to the device's centre and an `on_change` emit; so is a new registration
+of a device already online (it rebooted: its channels are read again).
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ from hub.core.events import EventBus
 from hub.gb28181 import manscdp
 from hub.gb28181.digest import Credentials, DigestAuthority, DigestError, Verdict
 from hub.gb28181.sip import SipRequest, SipResponse, response_to
+from streams.hooks import Hook
+
+DialogHandler = Callable[[SipRequest, str, str], SipResponse | None]
 
 
 @dataclass
@@ -45,6 +51,10 @@ class Device:
     last_keepalive: float = 0.0
     keepalives: int = 0
     online: bool = False
+    channels: int = 0  # cameras the device's catalog lists (set by hub.gb28181.channels)
+    name: str = ""
+    manufacturer: str = ""
+    model: str = ""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -57,6 +67,10 @@ class Device:
             "expires_at": self.expires_at or None,
             "last_keepalive": self.last_keepalive or None,
             "keepalives": self.keepalives,
+            "channels": self.channels,
+            "name": self.name or None,
+            "manufacturer": self.manufacturer or None,
+            "model": self.model or None,
         }
 
 
@@ -76,12 +90,19 @@ class Registrar:
         self.authority = DigestAuthority(config.domain, clock=clock)
         self.devices: dict[str, Device] = {}
         self.refused = 0  # REGISTERs refused: unknown device, wrong password
+        # (device) when it goes online or offline, or registers again while online
+        self.on_change: Hook[[Device]] = Hook("gb28181 device")
+        # (device, body) for every MANSCDP body but Keepalive from a registered device
+        self.on_message: Hook[[Device, manscdp.Manscdp]] = Hook("gb28181 message")
+        self.dialogs: DialogHandler | None = None  # BYE / INFO / ACK of the hub's dialogs
 
     # -- requests ----------------------------------------------------------------------------
     def handle(self, request: SipRequest, address: str, transport: str) -> SipResponse | None:
         method = request.method.upper()
-        if method == "ACK":
-            return None
+        if method in ("ACK", "BYE", "INFO"):
+            if self.dialogs is not None:
+                return self.dialogs(request, address, transport)
+            return None if method == "ACK" else response_to(request, 481)
         if method == "REGISTER":
             return self._register(request, address, transport)
         if method == "MESSAGE":
@@ -131,9 +152,14 @@ class Registrar:
             device.expires_at = now
             self._set_online(device, False)
         else:
+            # a fresh registration (not a refresh on the same connection): a rebooted device,
+            # or one that moved; its channels are read again
+            moved = (device.address, device.transport) != (address, transport)
             device.address, device.transport = address, transport
             device.registered_at, device.expires_at = now, now + expires
             device.last_keepalive = now
+            if device.online and moved:
+                self.on_change.emit(device)
             self._set_online(device, True)
         response = response_to(request, 200)
         response.headers.add("Expires", str(expires))
@@ -158,6 +184,8 @@ class Registrar:
         if body.cmd_type == "Keepalive":
             device.last_keepalive = self.clock()
             device.keepalives += 1
+        else:
+            self.on_message.emit(device, body)
         return response_to(request, 200)
 
     # -- liveness ----------------------------------------------------------------------------
@@ -177,6 +205,7 @@ class Registrar:
             return
         device.online = online
         self.events.publish("gb28181.device", device.centre, device.to_json())
+        self.on_change.emit(device)
 
     # -- configuration -----------------------------------------------------------------------
     def _allowed(self, device_id: str) -> Gb28181Device | None:

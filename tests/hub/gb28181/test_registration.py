@@ -18,7 +18,7 @@ from hub.gb28181.app import SERVER
 from hub.gb28181.digest import Challenge, authorize
 from hub.gb28181.manscdp import build_keepalive
 from hub.gb28181.service import REGISTRAR
-from hub.gb28181.sip import SipResponse, SipStreamParser, parse_message
+from hub.gb28181.sip import SipRequest, SipResponse, SipStreamParser, parse_message
 from tests.conftest import TOWN, topology
 
 SERVER_ID, DOMAIN = "41092200002000000001", "4109220000"
@@ -54,9 +54,13 @@ async def hub() -> AsyncIterator[Client]:
 class Udp(asyncio.DatagramProtocol):
     def __init__(self) -> None:
         self.answers: asyncio.Queue[bytes] = asyncio.Queue(maxsize=64)  # a test reads each
+        self.requests: list[bytes] = []  # the hub's own (its Catalog query after REGISTER)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        if not self.answers.full():  # past 64 unread answers the test is broken anyway
+        if not data.startswith(b"SIP/2.0 "):
+            if len(self.requests) < 64:
+                self.requests.append(data)
+        elif not self.answers.full():  # past 64 unread answers the test is broken anyway
             self.answers.put_nowait(data)
 
 
@@ -241,9 +245,13 @@ async def test_over_tcp_split_reads_and_the_same_connection(
         parser = SipStreamParser()
         answers: list[Any] = []
         async with asyncio.timeout(5):
-            while len(answers) < 2:
+            # two answers, and the hub's queries (Catalog, DeviceInfo) on the same connection
+            while len(answers) < 4:
                 answers += parser.feed(await reader.read(4096))
-        assert [a.status for a in answers] == [200, 200]
+        assert [a.status for a in answers if isinstance(a, SipResponse)] == [200, 200]
+        queries = [a for a in answers if isinstance(a, SipRequest)]
+        assert {q.method for q in queries} == {"MESSAGE"} and len(queries) == 2
+        assert all(q.vias[0].transport == "TCP" for q in queries)
         assert (await listed(hub, auth))[NVR]["transport"] == "tcp"
     finally:
         writer.close()
