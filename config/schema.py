@@ -393,11 +393,21 @@ class Gb28181Device(Strict):
     centre: str | None = Field(None, pattern=CODE_RE.pattern)  # empty: from the ID's prefix
 
 
+class Gb28181Channels(Strict):
+    """Channels whose 20-digit ID starts with `prefix` are cameras of `centre`."""
+
+    prefix: str = Field(pattern=r"^\d{1,20}$")
+    centre: str = Field(pattern=CODE_RE.pattern)
+
+
 class Gb28181Config(Strict):
     """The hub as a GB/T 28181 platform: devices register to it over SIP (UDP and TCP)."""
 
     enabled: bool = False
     host: str = "0.0.0.0"
+    # the address devices reach the hub at, for Via, Contact and the SDP of INVITEs ("": the
+    # local address towards each device)
+    announce: str = ""
     port: int = Field(5060, ge=0, le=65535)  # 0: any free port (tests)
     server_id: str = Field("41092200002000000001", pattern=r"^\d{20}$")
     domain: str = Field("4109220000", pattern=r"^\d{10}$")  # also the digest realm
@@ -406,6 +416,16 @@ class Gb28181Config(Strict):
     keepalive_interval: float = Field(60.0, gt=0, le=3600, description="seconds")
     missed_keepalives: int = Field(3, ge=1, le=100)  # offline after this many intervals
     max_expires: int = Field(3600, ge=60, le=86400)  # a REGISTER's Expires is capped to it
+    # where a channel's camera belongs: by channel-ID prefix first, then the device's
+    # `centre`, then its CivilCode (through `civil_codes`, else a centre code it starts with)
+    channels: list[Gb28181Channels] = []
+    # CivilCode (2, 4, 6 or 8 digits, as devices send it) → our centre code
+    civil_codes: dict[str, str] = {}
+    invite_timeout: float = Field(10.0, gt=0, le=60, description="seconds for a 200 to INVITE")
+    query_timeout: float = Field(8.0, gt=0, le=60, description="seconds for a catalog batch")
+    # how live video comes: udp, tcp_passive (the device connects to us) or tcp_active (we
+    # connect to the device)
+    media_transport: Literal["udp", "tcp_passive", "tcp_active"] = "udp"
 
 
 class HubConfig(Strict):
@@ -443,6 +463,21 @@ class HubConfig(Strict):
             for cam in wall.cameras:
                 if cam and cam not in cameras:
                     raise ValueError(f"wall {wall.id!r}: unknown camera {cam!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _gb28181(self) -> HubConfig:
+        gb = self.gb28181
+        centres = {c.code for c in self.centres}
+        named = [(f"device {d.id}", d.centre) for d in gb.devices if d.centre]
+        named += [(f"channels {c.prefix}", c.centre) for c in gb.channels]
+        for civil, centre in gb.civil_codes.items():
+            if not (civil.isascii() and civil.isdigit() and 2 <= len(civil) <= 12):
+                raise ValueError(f"gb28181.civil_codes: {civil!r} is not a code of 2-12 digits")
+            named.append((f"civil code {civil}", centre))
+        for what, centre in named:
+            if centre not in centres:
+                raise ValueError(f"gb28181 {what}: centre {centre} is not in centres")
         return self
 
     @model_validator(mode="after")
