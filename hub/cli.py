@@ -77,7 +77,7 @@ def _raise_open_files_limit() -> None:
         pass
 
 
-async def _serve(config: HubConfig, banner: list[str]) -> None:
+async def _serve(config: HubConfig, banner: list[str], *, demo: bool = False) -> None:
     from hub.app import build_app
 
     _raise_open_files_limit()
@@ -89,6 +89,18 @@ async def _serve(config: HubConfig, banner: list[str]) -> None:
     ssl_context = server_ssl_context(config.http)
     site = web.TCPSite(runner, config.http.host, config.http.port, ssl_context=ssl_context)
     await site.start()
+    device = None
+    if demo:
+        from hub.gb28181.demo import start_demo_device
+
+        try:
+            device = await start_demo_device(app, config)
+        except Exception as err:  # the demo still serves without its GB/T 28181 NVR
+            print(f"demo GB/T 28181 NVR did not register: {err}", file=sys.stderr, flush=True)
+        if device is not None:
+            host, port = device.hub
+            line = f"GB/T 28181: simulated NVR {device.id} registered over SIP udp/tcp "
+            banner = [*banner, f"{line}{host}:{port}, {len(device.channels)} channels"]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -103,6 +115,8 @@ async def _serve(config: HubConfig, banner: list[str]) -> None:
         await stop.wait()
     finally:
         print("zzhub shutting down", flush=True)
+        if device is not None:
+            await device.close()
         await runner.cleanup()
 
 
@@ -144,7 +158,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"  {u.name} / {u.password}  {u.role}  {u.centre} {u.display_name}" for u in config.users
     ]
     banner.append("or mint a token: zzhub token --user NAME --role ROLE --centre CODE")
-    asyncio.run(_serve(config, banner))
+    asyncio.run(_serve(config, banner, demo=True))
     return 0
 
 

@@ -20,6 +20,7 @@ import contextlib
 import itertools
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,6 +140,9 @@ class SimulatedDevice:
         self._call_id = new_call_id("127.0.0.1")
         self._tag = new_tag()
         self._local = ("127.0.0.1", 0)
+        self._granted = expires  # seconds the hub granted the last REGISTER
+        self._expires_at = 0.0  # monotonic time the registration runs out
+        self.unregistered = False  # unregistered on purpose: stays so
 
     # -- life --------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -180,18 +184,31 @@ class SimulatedDevice:
                 expires=expires,
                 extra=[("Authorization", credentials.header_value())],
             )
+        self.unregistered = response.status == 200 and not expires
         if response.status == 200 and expires:
+            granted = response.headers.get("Expires") or ""
+            self._granted = int(granted) if granted.isdigit() else expires
+            self._expires_at = time.monotonic() + self._granted
             self.registered.set()
         else:
             self.registered.clear()
         return response
 
     async def _keepalive(self) -> None:
+        """Keep alive; like real devices, register again halfway to the registration's expiry
+        and whenever the hub says it does not know us (it restarted)."""
         while True:
             await asyncio.sleep(self.keepalive_interval)
-            body = manscdp.build_keepalive(self.id, next(self._sn))
             with contextlib.suppress(SipRequestError):
-                await self._message(body)
+                left = self._expires_at - time.monotonic()
+                if self.unregistered:
+                    continue
+                if not self.registered.is_set() or left < self._granted / 2:
+                    await self.register()
+                    continue
+                response = await self._message(manscdp.build_keepalive(self.id, next(self._sn)))
+                if response.status == 403:
+                    await self.register()
 
     async def _message(self, body: bytes) -> SipResponse:
         return await self._request(
