@@ -25,7 +25,7 @@ DONGGUAN, XIGUAN = "410922100201", "410922100202"
 
 
 def demo_config(tmp_path: Path, **gb: Any) -> dict[str, Any]:
-    data = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text(encoding="utf-8"))
+    data: dict[str, Any] = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text("utf-8"))
     for centre in data["centres"]:
         centre["cameras"] = []  # only the NVR's channels
     data["http"] = {"host": "127.0.0.1", "port": 0, "data_dir": str(tmp_path)}
