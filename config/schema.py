@@ -426,6 +426,11 @@ class Gb28181Config(Strict):
     # how live video comes: udp, tcp_passive (the device connects to us) or tcp_active (we
     # connect to the device)
     media_transport: Literal["udp", "tcp_passive", "tcp_active"] = "udp"
+    # REGISTERs from one source address (a village router, a township's line: every camera
+    # behind it) beyond this rate are dropped and counted; the burst covers them all
+    # registering at once after a restart (two REGISTERs each: challenge, then digest)
+    register_rate: float = Field(20.0, gt=0, le=10_000, description="per second per address")
+    register_burst: int = Field(400, ge=1, le=100_000)
 
 
 class HubConfig(Strict):

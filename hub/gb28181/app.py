@@ -139,5 +139,10 @@ def _families(app: web.Application, family: Family) -> None:
         ),
         ("channel_conflicts", "Channels whose ID is another camera's.", channels.conflicts),
         ("stray_responses", "Responses matching no request of ours.", server.pending.stray),
+        (
+            "register_limited",
+            "REGISTERs dropped: over gb28181.register_rate from one address.",
+            server.registers.limited,
+        ),
     ):
         family(f"zzhub_gb28181_{name}_total", "counter", help_, [("", float(value))])

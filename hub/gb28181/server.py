@@ -21,6 +21,7 @@ import socket
 from collections import OrderedDict
 from typing import Any, cast
 
+from hub.gb28181.flood import TokenBuckets
 from hub.gb28181.service import Registrar
 from hub.gb28181.sip import (
     MAX_MESSAGE,
@@ -48,6 +49,8 @@ def split_address(address: str) -> tuple[str, int]:
 class SipServer:
     def __init__(self, registrar: Registrar, *, announce: str = "") -> None:
         self.registrar = registrar
+        config = registrar.config
+        self.registers = TokenBuckets(config.register_rate, config.register_burst)
         self.announce = announce  # the address devices reach us at ("": found per device)
         self.malformed = 0
         self.pending = Pending()
@@ -101,6 +104,13 @@ class SipServer:
         if isinstance(message, SipResponse):
             self._response(message, address, transport)
             return None
+        if message.method.upper() == "REGISTER":
+            host = split_address(address)[0]
+            refused = self.registers.take(host)
+            if refused:  # dropped: an answer would only feed the loop
+                if refused == 1:
+                    log.warning("GB/T 28181: REGISTER flood from %s: dropping them", host)
+                return None
         try:
             response = self.registrar.handle(message, address, transport)
         except SipParseError as err:  # a header the registrar needed is malformed

@@ -30,8 +30,7 @@ PASSWORD = "camera-pass-123"
 Client = TestClient[Any, Any]
 
 
-@pytest.fixture
-async def hub() -> AsyncIterator[Client]:
+def hub_config(**gb: Any) -> dict[str, Any]:
     data = topology()
     data["gb28181"] = {
         "enabled": True,
@@ -46,7 +45,14 @@ async def hub() -> AsyncIterator[Client]:
             {"id": "4109221000132", "centre": TOWN},
             {"id": NVR, "auth": "none"},
         ],
+        **gb,
     }
+    return data
+
+
+@pytest.fixture
+async def hub() -> AsyncIterator[Client]:
+    data = hub_config()
     async with TestClient(TestServer(build_app(parse_config(data)), host="127.0.0.1")) as c:
         yield c
 
@@ -269,3 +275,35 @@ async def test_no_password_configured_means_no_digest_device_gets_in(
     finally:
         registrar.config = old
         cam.close()
+
+
+async def test_a_register_flood_from_one_address_is_dropped_and_counted(
+    auth: Callable[..., dict[str, str]],
+) -> None:
+    data = hub_config(register_rate=0.5, register_burst=4)
+    async with TestClient(TestServer(build_app(parse_config(data)), host="127.0.0.1")) as hub:
+        port = hub.app[SERVER].udp_port
+        looping = Device(CAMERA, port, password="not-it")  # 403, registers again, forever
+        await looping.open()
+        try:
+            for _ in range(40):
+                assert looping.transport is not None
+                looping.transport.sendto(looping.request("REGISTER"))
+            await asyncio.sleep(0.3)
+            answers = looping.proto.answers.qsize()
+            assert answers == 4  # the burst, then nothing: no digest, no answer
+            assert hub.app[SERVER].registers.limited == 36
+            metrics = await (await hub.get("/metrics", headers=auth())).text()
+            assert "zzhub_gb28181_register_limited_total 36.0" in metrics
+        finally:
+            looping.close()
+        # another address is not held back by it
+        other = Device(NVR, port)
+        loop = asyncio.get_running_loop()
+        other.transport, _ = await loop.create_datagram_endpoint(
+            lambda: other.proto, local_addr=("127.0.0.2", 0), remote_addr=("127.0.0.1", port)
+        )
+        try:
+            assert (await other.register()).status == 200
+        finally:
+            other.close()
